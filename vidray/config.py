@@ -1,0 +1,195 @@
+"""Typed run configuration: one dataclass per stage, YAML files plus dotted `key=value` overrides."""
+
+from __future__ import annotations
+
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).parent / "configs" / "local.yaml"
+
+
+class ConfigError(ValueError):
+    """A job-level misconfiguration: raised before any work starts."""
+
+
+@dataclass
+class DecodeConfig:
+    every_s: float = 3.0  # one frame every this many seconds, at the centre of each interval
+    short_side: int = 256  # frames are resized so their short side is this many pixels
+    jpeg_quality: int = 90
+    sample_rate: int = 16_000
+
+
+@dataclass
+class TranscribeConfig:
+    backend: str = "pocketsphinx"
+    model: str = "default"  # "default" = the English model bundled with pocketsphinx
+    language: str = "en"
+    min_word_score: float = 0.0  # words below this posterior are kept in the transcript but scored low
+
+
+@dataclass
+class KeywordsConfig:
+    spacy_model: str = "blank:en"  # "blank:LANG" = tokenizer + lookup lemmatizer, no download
+    min_length: int = 3
+    extra_stop_words: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DedupConfig:
+    max_distance: int = 8  # phash Hamming distance at or below which two frames are duplicates
+    window: int = 8  # compare against this many most recently kept frames
+
+
+@dataclass
+class LabelConfig:
+    before_s: float = 1.0  # words this long before a frame's span still count
+    after_s: float = 1.0
+    min_score: float = 0.3
+    max_labels: int = 10
+    min_word_score: float = 0.2  # recognizer confidence below which a word is not a label
+
+
+@dataclass
+class OutputConfig:
+    pixels: bool = True  # False: features-only dataset, no image bytes
+
+
+@dataclass
+class StageResources:
+    num_cpus: float = 0.25
+    min_actors: int = 1
+    max_actors: int = 1
+    batch_size: int = 1
+
+
+@dataclass
+class RayConfig:
+    address: str | None = None  # None: start or join a local Ray
+    num_cpus: int | None = None  # for a local Ray started by vidray
+    decode: StageResources = field(default_factory=StageResources)
+    transcribe: StageResources = field(default_factory=StageResources)
+    keywords: StageResources = field(default_factory=StageResources)
+    dedup: StageResources = field(default_factory=StageResources)
+    label: StageResources = field(default_factory=StageResources)
+    sink: StageResources = field(default_factory=StageResources)
+
+
+@dataclass
+class BuildConfig:
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
+    dedup: DedupConfig = field(default_factory=DedupConfig)
+    label: LabelConfig = field(default_factory=LabelConfig)
+    output: OutputConfig = field(default_factory=OutputConfig)
+    ray: RayConfig = field(default_factory=RayConfig)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 2e-3
+    weight_decay: float = 1e-4
+    image_size: int = 64
+    embed_dim: int = 128
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 192])
+    contrastive_weight: float = 0.5
+    temperature: float = 0.07
+    min_count: int = 2  # a label must occur on this many training frames to enter the vocabulary
+    max_vocab: int = 5000
+    holdout: float = 0.25  # share of videos held out for evaluation (split by video)
+    seed: int = 0
+    num_workers: int = 2
+    cpus_per_worker: float = 0.5
+    use_gpu: bool = False
+
+
+@dataclass
+class Config:
+    build: BuildConfig = field(default_factory=BuildConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Defaults, then the embedded `local.yaml` (or `path`), then `key=value` overrides."""
+    source = Path(path) if path else DEFAULT_CONFIG
+    if not source.is_file():
+        raise ConfigError(f"config file not found: {source}")
+    data = yaml.safe_load(source.read_text()) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: expected a mapping at the top level")
+    config = _build(Config, data, prefix="")
+    for item in overrides:
+        apply_override(config, item)
+    return config
+
+
+def apply_override(config: Any, item: str) -> None:
+    """Set one `a.b.c=value` override; the value is parsed as YAML (numbers, lists, booleans)."""
+    key, sep, raw = item.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. build.decode.every_s=2)")
+    *parents, leaf = key.split(".")
+    target = config
+    for i, name in enumerate(parents):
+        target = _field_value(target, name, ".".join(parents[: i + 1]))
+    _field_value(target, leaf, key)
+    hints = typing.get_type_hints(type(target))
+    setattr(target, leaf, _coerce(yaml.safe_load(raw), hints[leaf], key))
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return dataclasses.asdict(config)
+
+
+def _field_value(obj: Any, name: str, path: str) -> Any:
+    names = [f.name for f in dataclasses.fields(obj)] if dataclasses.is_dataclass(obj) else []
+    if name not in names:
+        raise ConfigError(f"unknown config key {path!r}; known here: {', '.join(names) or 'none'}")
+    return getattr(obj, name)
+
+
+def _build(cls: Any, data: dict[str, Any], prefix: str) -> Any:
+    if not isinstance(data, dict):
+        raise ConfigError(f"config key {prefix.rstrip('.')!r} must be a mapping")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        where = prefix.rstrip(".") or "the top level"
+        raise ConfigError(
+            f"unknown config key(s) {', '.join(repr(prefix + k) for k in unknown)} "
+            f"at {where}; known: {', '.join(sorted(known))}"
+        )
+    kwargs = {name: _coerce(value, hints[name], prefix + name) for name, value in data.items()}
+    return cls(**kwargs)
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value or {}, path + ".")
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None and type(None) in args:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(f"config key {path!r} must be a list, got {value!r}")
+        return [_coerce(v, args[0], path) for v in value]
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(f"config key {path!r} must be {hint.__name__}, got {value!r}")
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(f"config key {path!r} must be int, got {value!r}")
+    return value
