@@ -1,0 +1,179 @@
+"""The `vidray` command: parses arguments, loads config, and calls the library."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from vidray.config import Config, ConfigError, apply_override, load_config
+
+
+def _config(args: argparse.Namespace, section: str) -> Config:
+    """Load the config; `key=value` overrides may omit the command's own section name."""
+    cfg = load_config(args.config)
+    for item in args.overrides:
+        key = item.split("=", 1)[0]
+        top = key.split(".", 1)[0]
+        apply_override(cfg if top in ("build", "train") else getattr(cfg, section), item)
+    return cfg
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from vidray.testing.sample import make_samples
+
+    paths = make_samples(args.dir, videos=args.videos, minutes=args.minutes, seed=args.seed)
+    print(f"wrote {len(paths)} narrated videos with ground truth to {args.dir}")
+    print(f"next: vidray build {args.dir} --output OUT")
+    return 0
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from vidray.pipeline import run_build
+
+    cfg = _config(args, "build")
+    tty = sys.stdout.isatty()
+
+    def progress(summary: dict[str, Any], done: int, total: int) -> None:
+        if summary["error"]:
+            what = f"error at {summary['error_stage']}: {summary['error']}"
+        else:
+            what = (
+                f"{summary['n_words']} words, {summary['frames_kept']}/{summary['frames_sampled']} "
+                f"frames kept, {summary['n_labels']} labels"
+            )
+        name = Path(summary["source"] or "?").name
+        print(f"[{done}/{total}] {name}: {what}", flush=True)
+
+    result = run_build(args.inputs, args.output, cfg.build, progress=progress)
+    print(
+        f"built {args.output}: {result.videos} videos, {result.errors} errors, "
+        f"{result.frames_kept}/{result.frames_sampled} frames kept in {result.seconds:.1f}s"
+    )
+    if not tty or args.json:
+        print(json.dumps({k: v for k, v in vars(result).items() if k != "error_rows"}))
+    print(f"next: vidray train {args.output} --model-dir MODEL_DIR")
+    return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from vidray.train.ray_train import train
+
+    cfg = _config(args, "train")
+    summary = train(args.root, args.model_dir, cfg.train)
+    print(json.dumps(summary, indent=1))
+    print(f"next: vidray predict --model-dir {args.model_dir} IMAGE...")
+    return 0
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from vidray.query import load_model
+
+    model = load_model(args.model_dir)
+    paths = [str(p) for p in args.images]
+    for path, preds in zip(paths, model.predict(paths, k=args.k), strict=True):
+        words = ", ".join(f"{w} {p:.2f}" for w, p in preds)
+        print(f"{path}: {words}")
+    return 0
+
+
+def cmd_search(args: argparse.Namespace) -> int:
+    from vidray.query import load_model
+
+    model = load_model(args.model_dir)
+    model.index_dataset(args.dataset)
+    hits = model.search(args.words.split(), k=args.k)
+    save = Path(args.save) if args.save else None
+    if save:
+        save.mkdir(parents=True, exist_ok=True)
+    for rank, hit in enumerate(hits, 1):
+        line = f"{rank:2d}. {hit['video_id']} t={hit['frame_ts']:.1f}s score={hit['score']:.3f} {hit['source']}"
+        if save and hit.get("image"):
+            out = save / f"{rank:02d}_{hit['video_id'].replace(':', '_')}_{hit['frame_ts']:.1f}.jpg"
+            out.write_bytes(hit["image"])
+            line += f" -> {out}"
+        print(line)
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    from vidray.evaluate import score_dataset, score_model
+
+    report = score_dataset(args.root, args.truth)
+    if args.model_dir:
+        report["model"] = score_model(args.model_dir, args.root, args.truth, examples=args.examples)
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1))
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="vidray", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("sample", help="make narrated sample videos with ground truth (espeak-ng)")
+    s.add_argument("dir")
+    s.add_argument("--videos", type=int, default=3)
+    s.add_argument("--minutes", type=float, default=1.0)
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_sample)
+
+    b = sub.add_parser("build", help="build the labelled frame dataset from videos")
+    b.add_argument("inputs", nargs="+", help="video files or folders, then optional key=value overrides")
+    b.add_argument("--output", "-o", required=True, help="a local folder or s3://bucket/prefix")
+    b.add_argument("--config", help="YAML config (default: configs/local.yaml)")
+    b.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    b.set_defaults(func=cmd_build)
+
+    t = sub.add_parser("train", help="train the image<->word model with Ray Train")
+    t.add_argument("root", help="dataset root written by `vidray build`")
+    t.add_argument("--model-dir", required=True)
+    t.add_argument("--config")
+    t.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=5")
+    t.set_defaults(func=cmd_train)
+
+    pr = sub.add_parser("predict", help="images -> top-k words with probabilities")
+    pr.add_argument("--model-dir", required=True)
+    pr.add_argument("-k", type=int, default=5)
+    pr.add_argument("images", nargs="+")
+    pr.set_defaults(func=cmd_predict)
+
+    se = sub.add_parser("search", help="words -> best matching frames of a dataset")
+    se.add_argument("--model-dir", required=True)
+    se.add_argument("--dataset", required=True)
+    se.add_argument("-k", type=int, default=10)
+    se.add_argument("--save", help="folder to save the matching frames as JPEG files")
+    se.add_argument("words")
+    se.set_defaults(func=cmd_search)
+
+    sc = sub.add_parser("score", help="score a dataset (and a model) against sample ground truth")
+    sc.add_argument("root")
+    sc.add_argument("--truth", required=True, help="folder of the sample videos and their JSON")
+    sc.add_argument("--model-dir")
+    sc.add_argument("--examples", type=int, default=0, help="print this many held-out predictions")
+    sc.add_argument("--out", help="also write the report as JSON here")
+    sc.set_defaults(func=cmd_score)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command == "build":  # overrides trail the inputs: split them off
+        args.overrides = [x for x in args.inputs if "=" in x and not Path(x).exists()]
+        args.inputs = [x for x in args.inputs if x not in args.overrides]
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:
+        print(f"vidray {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""The stage contract: a callable over a batch of video rows, where a failing video becomes data."""
+
+from __future__ import annotations
+
+import logging
+import traceback
+from typing import Any
+
+import pyarrow as pa
+
+Row = dict[str, Any]
+Batch = pa.Table | dict[str, list[Any]] | list[Row]
+
+log = logging.getLogger(__name__)
+
+
+def to_rows(batch: Batch) -> list[Row]:
+    """Any batch form Ray or a test hands over → a list of row dicts."""
+    if isinstance(batch, pa.Table):
+        return batch.to_pylist()
+    if isinstance(batch, dict):
+        names = list(batch)
+        n = len(batch[names[0]]) if names else 0
+        return [{k: _plain(batch[k][i]) for k in names} for i in range(n)]
+    return list(batch)
+
+
+def rows_to_table(rows: list[Row]) -> pa.Table:
+    """Rows with possibly different keys (failed rows carry fewer) → one table."""
+    names = list(dict.fromkeys(k for row in rows for k in row))
+    return pa.Table.from_pylist([{k: row.get(k) for k in names} for row in rows])
+
+
+def _plain(value: Any) -> Any:
+    return value.tolist() if hasattr(value, "tolist") else value
+
+
+class Stage:
+    """Cheap `__init__(cfg)`; `setup()` loads heavy things once per actor; `process(row) -> row`.
+
+    A row that already carries an `error` passes through untouched, and an exception while
+    processing a row marks that row with the stage, error type and message: one bad video
+    never stops the batch, and the sink routes it to the `errors/` table.
+    """
+
+    name = "stage"
+
+    def __init__(self, cfg: Any) -> None:
+        self.cfg = cfg
+        self._ready = False
+
+    def setup(self) -> None:
+        """Load models and other heavy resources; called once, before the first row."""
+
+    def process(self, row: Row) -> Row:
+        raise NotImplementedError
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+        return rows_to_table([self.safe_process(row) for row in to_rows(batch)])
+
+    def safe_process(self, row: Row) -> Row:
+        if row.get("error"):
+            return row
+        try:
+            return self.process(row)
+        except Exception as exc:  # noqa: BLE001 - per-video failures are data, not crashes
+            log.warning("%s failed on %s: %s", self.name, row.get("video_id"), exc)
+            log.debug("%s", traceback.format_exc())
+            return failed(row, self.name, exc)
+
+
+def failed(row: Row, stage: str, exc: BaseException | str, error_type: str | None = None) -> Row:
+    """Mark `row` as failed at `stage`; heavy payload columns are dropped from it."""
+    keep = {k: row.get(k) for k in ("video_id", "source")}
+    message = str(exc) if str(exc) else type(exc).__name__
+    kind = error_type or (type(exc).__name__ if isinstance(exc, BaseException) else "Error")
+    return {**keep, "error": message[:2000], "error_stage": stage, "error_type": kind}
