@@ -1,0 +1,14 @@
+"""vidray: narrated web video → labelled image–word dataset → image↔word model, on Ray."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__version__ = "0.1.0"
+
+
+def load_model(model_dir: str) -> Any:
+    """Load a trained model: `.predict(images, k=5)` and `.search(words, k=10)`."""
+    from vidray.query import load_model as _load
+
+    return _load(model_dir)

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     b = sub.add_parser("build", help="build the labelled frame dataset from videos")
-    b.add_argument("inputs", nargs="+", help="video files or folders, then optional key=value overrides")
+    b.add_argument("inputs", nargs="+", help="video files or folders; key=value overrides may follow")
     b.add_argument("--output", "-o", required=True, help="a local folder or s3://bucket/prefix")
     b.add_argument("--config", help="YAML config (default: configs/local.yaml)")
     b.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -134,7 +134,6 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("root", help="dataset root written by `vidray build`")
     t.add_argument("--model-dir", required=True)
     t.add_argument("--config")
-    t.add_argument("overrides", nargs="*", help="key=value, e.g. epochs=5")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="images -> top-k words with probabilities")
@@ -163,10 +162,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command == "build":  # overrides trail the inputs: split them off
-        args.overrides = [x for x in args.inputs if "=" in x and not Path(x).exists()]
-        args.inputs = [x for x in args.inputs if x not in args.overrides]
+    # `key=value` config overrides may stand anywhere after the command.
+    args, extra = parser.parse_known_args(argv)
+    unknown = [x for x in extra if "=" not in x or x.startswith("-")]
+    if unknown:
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+    args.overrides = [x for x in extra if x not in unknown]
+    if args.command == "build":
+        moved = [x for x in args.inputs if "=" in x and not Path(x).exists()]
+        args.overrides += moved
+        args.inputs = [x for x in args.inputs if x not in moved]
+    elif args.overrides and args.command not in ("train",):
+        parser.error(f"{args.command} takes no key=value overrides: {' '.join(args.overrides)}")
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))

@@ -30,7 +30,7 @@ class TranscribeConfig:
     backend: str = "pocketsphinx"
     model: str = "default"  # "default" = the English model bundled with pocketsphinx
     language: str = "en"
-    min_word_score: float = 0.0  # words below this posterior are kept in the transcript but scored low
+    vocabulary: str | None = None  # a word-list file: restrict the recognizer to a domain's words
 
 
 @dataclass

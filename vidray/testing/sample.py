@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -182,7 +183,15 @@ def make_samples(
         write_video(path, truth, audio, speaker.sample_rate)
         path.with_suffix(".json").write_text(json.dumps(asdict(truth), indent=1))
         paths.append(path)
+    (out / "vocabulary.txt").write_text("\n".join(domain_vocabulary()) + "\n")
     return paths
+
+
+def domain_vocabulary() -> list[str]:
+    """Every word the sample narrators may say: the corpus's domain vocabulary, for
+    `transcribe.vocabulary` (like a cooking channel's word list, it knows nothing of timing)."""
+    texts = [t for s in SUBJECTS for t in s.sentences] + list(FILLERS)
+    return sorted({w.lower() for t in texts for w in re.findall(r"[A-Za-z']+", t)})
 
 
 def load_truth(path: str | Path) -> VideoTruth:

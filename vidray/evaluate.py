@@ -1,0 +1,106 @@
+"""Score a built dataset, and a model trained on it, against the ground truth of sample videos."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from vidray.sink import read_table
+from vidray.stages.keywords import load_nlp
+from vidray.testing.sample import VideoTruth, load_truth, subject_at
+
+
+def load_truths(truth_dir: str | Path) -> dict[str, VideoTruth]:
+    """Ground truth keyed by video file name."""
+    return {t.video: t for t in (load_truth(p) for p in sorted(Path(truth_dir).glob("*.json")))}
+
+
+def scene_lemmas(truth: VideoTruth, nlp: Any) -> list[set[str]]:
+    """For each scene, the lemmas of every word said in it."""
+    return [{(t.lemma_ or t.text).lower() for t in nlp(" ".join(w.word for w in s.words))} for s in truth.scenes]
+
+
+def score_dataset(root: str, truth_dir: str | Path) -> dict[str, Any]:
+    """Label precision (labels said during the frame's scene), subject recall (frames whose
+    labels include the scene's subject), and frames sampled vs kept."""
+    truths = load_truths(truth_dir)
+    nlp = load_nlp("blank:en")
+    said = {name: scene_lemmas(t, nlp) for name, t in truths.items()}
+    frames = read_table(root, "frames", ["source", "frame_ts", "labels"]).to_pylist()
+    videos = read_table(root, "videos", ["source", "frames_sampled", "frames_kept"]).to_pylist()
+    n_labels = n_right = n_frames = n_subject = 0
+    for f in frames:
+        name = Path(f["source"]).name
+        if name not in truths:
+            continue
+        truth = truths[name]
+        idx = next((i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None)
+        if idx is None:
+            continue
+        n_frames += 1
+        n_subject += truth.scenes[idx].subject in f["labels"]
+        n_labels += len(f["labels"])
+        n_right += sum(lab in said[name][idx] for lab in f["labels"])
+    sampled = sum(v["frames_sampled"] or 0 for v in videos if Path(v["source"]).name in truths)
+    kept = sum(v["frames_kept"] or 0 for v in videos if Path(v["source"]).name in truths)
+    return {
+        "videos": len([v for v in videos if Path(v["source"]).name in truths]),
+        "frames_sampled": sampled,
+        "frames_kept": kept,
+        "labels": n_labels,
+        "labels_per_frame": round(n_labels / max(n_frames, 1), 3),
+        "label_precision": round(n_right / max(n_labels, 1), 4),
+        "subject_recall": round(n_subject / max(n_frames, 1), 4),
+    }
+
+
+def truth_subjects(root: str, truth_dir: str | Path, video_ids: set[str]) -> list[dict[str, Any]]:
+    """Frames of the given videos with the subject on screen, for scoring predictions."""
+    truths = load_truths(truth_dir)
+    rows = read_table(root, "frames", ["video_id", "source", "frame_ts", "image"]).to_pylist()
+    out = []
+    for r in rows:
+        truth = truths.get(Path(r["source"]).name)
+        if r["video_id"] in video_ids and truth is not None:
+            subject = subject_at(truth, r["frame_ts"])
+            if subject:
+                out.append({**r, "subject": subject})
+    return out
+
+
+def score_model(model_dir: str, root: str, truth_dir: str | Path, examples: int = 0) -> dict[str, Any]:
+    """Top-5 accuracy of the scene subject on held-out frames, against chance and a frequency
+    baseline that always predicts the five most common training labels."""
+    from vidray.query import load_model
+
+    model = load_model(model_dir)
+    frames = truth_subjects(root, truth_dir, set(model.split["heldout"]))
+    if not frames:
+        return {"heldout_frames": 0}
+    preds = model.predict([f["image"] for f in frames], k=5)
+    hits = [f["subject"] in [w for w, _ in p] for f, p in zip(frames, preds, strict=True)]
+    common = [w for w, _ in Counter(model.label_counts).most_common(5)]
+    base = [f["subject"] in common for f in frames]
+    in_vocab = [f["subject"] in model.vocab for f in frames]
+    report: dict[str, Any] = {
+        "heldout_videos": len(model.split["heldout"]),
+        "heldout_frames": len(frames),
+        "subject_top5": round(sum(hits) / len(frames), 4),
+        "frequency_baseline_top5": round(sum(base) / len(frames), 4),
+        "chance_top5": round(min(1.0, 5 / max(len(model.vocab), 1)), 4),
+        "subject_in_vocab": round(sum(in_vocab) / len(frames), 4),
+        "vocab_size": len(model.vocab),
+    }
+    if examples:
+        step = max(1, len(frames) // examples)
+        report["examples"] = [
+            {
+                "video": Path(f["source"]).name,
+                "frame_ts": f["frame_ts"],
+                "subject": f["subject"],
+                "top5": [[w, round(p, 3)] for w, p in pred],
+            }
+            for f, pred in list(zip(frames, preds, strict=True))[::step][:examples]
+        ]
+    return report
