@@ -41,6 +41,12 @@ class KeywordsConfig:
 
 
 @dataclass
+class ShotsConfig:
+    enabled: bool = True
+    threshold: float = 0.5  # colour-histogram change (share of pixels) that marks a cut
+
+
+@dataclass
 class DedupConfig:
     max_distance: int = 8  # phash Hamming distance at or below which two frames are duplicates
     window: int = 8  # compare against this many most recently kept frames
@@ -48,8 +54,8 @@ class DedupConfig:
 
 @dataclass
 class LabelConfig:
-    before_s: float = 1.0  # words this long before a frame's span still count
-    after_s: float = 1.0
+    before_s: float = 6.0  # words this long before a frame's span still count (within its shot)
+    after_s: float = 6.0
     min_score: float = 0.3
     max_labels: int = 10
     min_word_score: float = 0.2  # recognizer confidence below which a word is not a label
@@ -75,6 +81,7 @@ class RayConfig:
     decode: StageResources = field(default_factory=StageResources)
     transcribe: StageResources = field(default_factory=StageResources)
     keywords: StageResources = field(default_factory=StageResources)
+    shots: StageResources = field(default_factory=StageResources)
     dedup: StageResources = field(default_factory=StageResources)
     label: StageResources = field(default_factory=StageResources)
     sink: StageResources = field(default_factory=StageResources)
@@ -85,6 +92,7 @@ class BuildConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
+    shots: ShotsConfig = field(default_factory=ShotsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     output: OutputConfig = field(default_factory=OutputConfig)

@@ -16,6 +16,7 @@ from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
 from vidray.stages.keywords import KeywordsStage
 from vidray.stages.label import LabelStage
+from vidray.stages.shots import ShotsStage
 from vidray.stages.transcribe import TranscribeStage
 
 log = logging.getLogger(__name__)
@@ -38,6 +39,7 @@ def stage_plan(cfg: BuildConfig, output: str) -> list[tuple[str, Any, tuple[Any,
         ("decode", DecodeStage, (cfg.decode,), cfg.ray.decode),
         ("transcribe", TranscribeStage, (cfg.transcribe,), cfg.ray.transcribe),
         ("keywords", KeywordsStage, (cfg.keywords,), cfg.ray.keywords),
+        ("shots", ShotsStage, (cfg.shots,), cfg.ray.shots),
         ("dedup", DedupStage, (cfg.dedup,), cfg.ray.dedup),
         ("label", LabelStage, (cfg.label,), cfg.ray.label),
         ("sink", ParquetSink, (output, cfg.output), cfg.ray.sink),

@@ -44,7 +44,7 @@ def hamming(a: int, b: int) -> int:
 def merge_spans(spans: list[list[float]]) -> list[list[float]]:
     """Union of [start, end] intervals, sorted, touching ones joined."""
     out: list[list[float]] = []
-    for start, end in sorted(spans):
+    for start, end in sorted([list(s) for s in spans]):
         if out and start <= out[-1][1] + 1e-6:
             out[-1][1] = max(out[-1][1], end)
         else:
@@ -67,9 +67,10 @@ def dedup_frames(frames: list[dict[str, Any]], max_distance: int, window: int) -
             default=None,
         )
         if match is None:
-            kept.append({**frame, "merged": 1, "spans": [list(s) for s in frame["spans"]]})
+            kept.append({**frame, "merged": 1, "spans": merge_spans(frame["spans"]), "shots": merge_spans(frame.get("shots") or [])})
         else:
-            match["spans"] = merge_spans(match["spans"] + [list(s) for s in frame["spans"]])
+            match["spans"] = merge_spans(match["spans"] + frame["spans"])
+            match["shots"] = merge_spans(match["shots"] + (frame.get("shots") or []))
             match["merged"] += 1
     return kept
 

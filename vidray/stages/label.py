@@ -21,14 +21,23 @@ def temporal_weight(start: float, end: float, spans: list[list[float]], before: 
     return max(best, 0.0)
 
 
+def in_shots(start: float, end: float, shots: list[list[float]] | None) -> bool:
+    """Whether a word said in [start, end] falls mostly inside one of the frame's shots."""
+    if not shots:
+        return True
+    mid = (start + end) / 2
+    return any(s <= mid < e for s, e in shots)
+
+
 def label_frame(
-    keywords: list[dict[str, Any]], spans: list[list[float]], cfg: LabelConfig
+    keywords: list[dict[str, Any]], spans: list[list[float]], cfg: LabelConfig, shots: list[list[float]] | None = None
 ) -> tuple[list[str], list[float]]:
-    """Lemmas with their scores, best first: a noisy-or over every time the lemma was said,
-    each weighted by recognizer confidence and closeness in time, so repeated words gain."""
+    """Lemmas with their scores, best first: a noisy-or over every time the lemma was said in
+    the frame's shot, each weighted by recognizer confidence and closeness in time, so
+    repeated words gain."""
     miss: dict[str, float] = {}
     for kw in keywords:
-        if kw["score"] < cfg.min_word_score:
+        if kw["score"] < cfg.min_word_score or not in_shots(kw["start"], kw["end"], shots):
             continue
         w = kw["score"] * temporal_weight(kw["start"], kw["end"], spans, cfg.before_s, cfg.after_s)
         if w > 0:
@@ -38,12 +47,15 @@ def label_frame(
     return [k for k, _ in kept], [s for _, s in kept]
 
 
-def window_words(transcript: list[dict[str, Any]], spans: list[list[float]], before: float, after: float) -> list[str]:
-    """The transcript words, verbatim, that overlap the label window around `spans`."""
+def window_words(
+    transcript: list[dict[str, Any]], spans: list[list[float]], before: float, after: float, shots: list[list[float]] | None = None
+) -> list[str]:
+    """The transcript words, verbatim, said in the label window around `spans` (and its shots)."""
     return [
         w["word"]
         for w in transcript
         if any(w["end"] > s - before and w["start"] < e + after for s, e in spans)
+        and in_shots(w["start"], w["end"], shots)
     ]
 
 
@@ -60,7 +72,8 @@ class LabelStage(Stage):
         transcript = row.get("transcript") or []
         frames = []
         for frame in row.get("frames") or []:
-            labels, scores = label_frame(keywords, frame["spans"], self.cfg)
+            shots = frame.get("shots")
+            labels, scores = label_frame(keywords, frame["spans"], self.cfg, shots)
             frames.append(
                 {
                     **frame,
@@ -68,7 +81,7 @@ class LabelStage(Stage):
                     "span_end": frame["spans"][-1][1],
                     "labels": labels,
                     "label_scores": scores,
-                    "words": window_words(transcript, frame["spans"], self.cfg.before_s, self.cfg.after_s),
+                    "words": window_words(transcript, frame["spans"], self.cfg.before_s, self.cfg.after_s, shots),
                 }
             )
         n_labels = len({lab for f in frames for lab in f["labels"]})

@@ -27,32 +27,38 @@ def words_from_segments(segments: Iterable[Any], frame_rate: int = 100) -> list[
         if text in _NON_WORDS or text.startswith("++") or text.startswith("["):
             continue
         words.append(
-            Word(text, seg.start_frame / frame_rate, (seg.end_frame + 1) / frame_rate, float(seg.prob))
+            Word(text, seg.start_frame / frame_rate, (seg.end_frame + 1) / frame_rate, min(1.0, max(0.0, float(seg.prob))))
         )
     return words
 
 
-def read_vocabulary(path: str) -> list[str]:
-    """A vocabulary file: words separated by whitespace or newlines; `#` starts a comment."""
+def read_vocabulary(path: str) -> dict[str, float]:
+    """A vocabulary file: one word per line, optionally followed by a count; `#` starts a comment."""
     try:
         text = open(path, encoding="utf-8").read()
     except OSError as exc:
         raise ValueError(f"cannot read transcribe.vocabulary {path!r}: {exc}") from exc
-    lines = (line.split("#", 1)[0] for line in text.splitlines())
-    return sorted({w.lower() for line in lines for w in line.split()})
+    counts: dict[str, float] = {}
+    for line in text.splitlines():
+        parts = line.split("#", 1)[0].split()
+        if parts:
+            count = float(parts[1]) if len(parts) > 1 else 1.0
+            counts[parts[0].lower()] = counts.get(parts[0].lower(), 0.0) + count
+    return counts
 
 
-def write_unigram_lm(words: list[str], folder: str) -> str:
-    """An ARPA language model in which every vocabulary word is equally likely.
+def write_unigram_lm(counts: dict[str, float], folder: str) -> str:
+    """An ARPA unigram language model over a domain's vocabulary, words weighted by count.
 
     Restricting the recognizer to a domain's vocabulary (cooking, travel, ...) raises the share
     of content words it gets right far above the general English model; see docs/benchmarks.md.
     """
-    if not words:
+    if not counts:
         raise ValueError("transcribe.vocabulary is empty")
-    logp = math.log10(1.0 / (len(words) + 1))
-    lines = ["\\data\\", f"ngram 1={len(words) + 2}", "", "\\1-grams:", "-99 <s> 0", f"{logp:.4f} </s> 0"]
-    lines += [f"{logp:.4f} {w} 0" for w in words]
+    total = sum(counts.values()) + 1.0
+    lines = ["\\data\\", f"ngram 1={len(counts) + 2}", "", "\\1-grams:", "-99 <s> 0"]
+    lines += [f"{math.log10(1.0 / total):.4f} </s> 0"]
+    lines += [f"{math.log10(c / total):.4f} {w} 0" for w, c in sorted(counts.items())]
     lines += ["", "\\end\\", ""]
     path = os.path.join(folder, "vocabulary.arpa")
     with open(path, "w", encoding="utf-8") as f:
