@@ -25,7 +25,7 @@ def _config(args: argparse.Namespace, section: str) -> Config:
 def cmd_sample(args: argparse.Namespace) -> int:
     from vidray.testing.sample import make_samples
 
-    paths = make_samples(args.dir, videos=args.videos, minutes=args.minutes, seed=args.seed)
+    paths = make_samples(args.dir, videos=args.videos, minutes=args.minutes, seed=args.seed, subjects=args.subjects)
     print(f"wrote {len(paths)} narrated videos with ground truth to {args.dir}")
     print(f"next: vidray build {args.dir} --output OUT")
     return 0
@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--videos", type=int, default=3)
     s.add_argument("--minutes", type=float, default=1.0)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--subjects", type=int, default=24, help="how many of the 24 subjects appear")
     s.set_defaults(func=cmd_sample)
 
     b = sub.add_parser("build", help="build the labelled frame dataset from videos")

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
+import os
 import re
+from concurrent.futures import ProcessPoolExecutor
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
@@ -62,11 +65,12 @@ class VideoTruth:
     scenes: list[Scene]
 
 
-def subject_deck(seed: int):  # type: ignore[no-untyped-def]
-    """An endless, balanced stream of subjects: every subject once per shuffled round."""
+def subject_deck(seed: int, subjects: int = len(SUBJECTS)):  # type: ignore[no-untyped-def]
+    """An endless, balanced stream of the first `subjects` subjects: each once per shuffled round."""
     rng = np.random.default_rng([seed, 1])
+    pool = SUBJECTS[: max(1, min(subjects, len(SUBJECTS)))]
     while True:
-        yield from (SUBJECTS[i] for i in rng.permutation(len(SUBJECTS)))
+        yield from (pool[i] for i in rng.permutation(len(pool)))
 
 
 def plan_video(
@@ -171,21 +175,23 @@ def make_samples(
     videos: int = 3,
     minutes: float = 1.0,
     seed: int = 0,
+    subjects: int = len(SUBJECTS),
     size: tuple[int, int] = (480, 270),
     fps: int = 12,
 ) -> list[Path]:
-    """Write `videos` narrated mp4s with a ground-truth JSON next to each; same seed, same output."""
+    """Write `videos` narrated mp4s with a ground-truth JSON next to each, and the corpus's
+    `vocabulary.txt`; same seed, same output. `subjects` limits how many subjects appear, so a
+    small corpus still shows each one in several videos."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    speaker = Speaker()
-    deck = subject_deck(seed)
-    paths = []
-    for index in range(videos):
-        truth, audio = plan_video(index, minutes, seed, deck, speaker, size, fps)
-        path = out / truth.video
-        write_video(path, truth, audio, speaker.sample_rate)
-        path.with_suffix(".json").write_text(json.dumps(asdict(truth), indent=1))
-        paths.append(path)
+    Speaker()  # fail early, with the install hint, if espeak-ng is missing
+    # libespeak-ng keeps state between utterances (and a voice switch can silence the next one),
+    # so each video is voiced in a fresh process: same seed, same bytes, whatever ran before.
+    ctx = multiprocessing.get_context("spawn")
+    jobs = [(out, index, minutes, seed, subjects, size, fps) for index in range(videos)]
+    workers = max(1, min(videos, os.cpu_count() or 1))
+    with ProcessPoolExecutor(workers, mp_context=ctx, max_tasks_per_child=1) as pool:
+        paths = list(pool.map(_make_video, jobs))
     vocab = domain_vocabulary()
     (out / "vocabulary.txt").write_text("".join(f"{w} {c}\n" for w, c in vocab.items()))
     return paths
@@ -198,6 +204,24 @@ def domain_vocabulary() -> dict[str, int]:
     texts = [t for s in SUBJECTS for t in s.sentences] + list(FILLERS)
     counts = Counter(w.lower() for t in texts for w in re.findall(r"[A-Za-z']+", t))
     return dict(sorted(counts.items()))
+
+
+def _make_video(job: tuple[Path, int, float, int, int, tuple[int, int], int]) -> Path:
+    out, index, minutes, seed, subjects, size, fps = job
+    speaker = Speaker()
+    deck = subject_deck(seed, subjects)
+    for _ in range(index * max_scenes(minutes)):  # each video takes its own stretch of the deck
+        next(deck)
+    truth, audio = plan_video(index, minutes, seed, deck, speaker, size, fps)
+    path = out / truth.video
+    write_video(path, truth, audio, speaker.sample_rate)
+    path.with_suffix(".json").write_text(json.dumps(asdict(truth), indent=1))
+    return path
+
+
+def max_scenes(minutes: float) -> int:
+    """How many scenes a video of `minutes` can hold at most (scenes last 8 s or more)."""
+    return int(minutes * 60.0 / 8.0) + 1
 
 
 def load_truth(path: str | Path) -> VideoTruth:
