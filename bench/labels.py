@@ -33,7 +33,9 @@ def score(rows: list[dict], truths: dict, said: dict) -> dict[str, float]:
         name = Path(row["source"]).name
         truth = truths[name]
         for f in row["frames"]:
-            idx = next((i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None)
+            idx = next(
+                (i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None
+            )
             if idx is None:
                 continue
             n_frames += 1
@@ -50,7 +52,9 @@ def score(rows: list[dict], truths: dict, said: dict) -> dict[str, float]:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("samples")
-    ap.add_argument("--vocabulary", help="transcribe.vocabulary (default: the general English model)")
+    ap.add_argument(
+        "--vocabulary", help="transcribe.vocabulary (default: the general English model)"
+    )
     args = ap.parse_args()
     cfg = BuildConfig()
     cfg.transcribe.vocabulary = args.vocabulary
@@ -63,14 +67,25 @@ def main() -> None:
     rows = KeywordsStage(cfg.keywords)(rows).to_pylist()
     asr_s = time.time() - t0
     audio_s = sum(r["duration_s"] for r in rows)
-    print(json.dumps({"videos": len(rows), "audio_s": round(audio_s), "decode_transcribe_s": round(asr_s, 1)}))
+    print(
+        json.dumps(
+            {"videos": len(rows), "audio_s": round(audio_s), "decode_transcribe_s": round(asr_s, 1)}
+        )
+    )
     grid = itertools.product([True, False], [0.5, 0.7], [3.0, 6.0, 10.0], [0.3, 0.5])
     for shots_on, min_word, window, min_score in grid:
         c = dataclasses.replace(cfg)
         c.shots = dataclasses.replace(cfg.shots, enabled=shots_on)
-        c.label = dataclasses.replace(cfg.label, min_word_score=min_word, before_s=window, after_s=window, min_score=min_score)
+        c.label = dataclasses.replace(
+            cfg.label, min_word_score=min_word, before_s=window, after_s=window, min_score=min_score
+        )
         out = LabelStage(c.label)(DedupStage(c.dedup)(ShotsStage(c.shots)(rows))).to_pylist()
-        setting = {"shots": shots_on, "min_word_score": min_word, "window_s": window, "min_score": min_score}
+        setting = {
+            "shots": shots_on,
+            "min_word_score": min_word,
+            "window_s": window,
+            "min_score": min_score,
+        }
         print(json.dumps({**setting, **score(out, truths, said)}))
 
 

@@ -29,7 +29,9 @@ def test_video_has_h264_aac_and_truth_matches(sample_video: Path, sample_truth) 
         assert scene.words and all(scene.start <= w.start < w.end <= scene.end for w in scene.words)
         spoken = " ".join(w.word for w in scene.words).lower()
         assert scene.subject in spoken  # every scene names its subject
-    assert any(s.static for s in sample_truth.scenes) or any(not s.static for s in sample_truth.scenes)
+    assert any(s.static for s in sample_truth.scenes) or any(
+        not s.static for s in sample_truth.scenes
+    )
 
 
 def test_catalogue_has_enough_distinct_subjects() -> None:

@@ -19,11 +19,28 @@ GOOD = {
     "frames_dropped": 3,
     "n_labels": 1,
     "frames": [
-        {"frame_ts": 1.5, "span_start": 0.0, "span_end": 12.0, "merged": 4, "image": b"\xff\xd8jpeg",
-         "width": 64, "height": 36, "phash": -5, "labels": ["tomato"], "label_scores": [0.9], "words": ["tomato"]}
+        {
+            "frame_ts": 1.5,
+            "span_start": 0.0,
+            "span_end": 12.0,
+            "merged": 4,
+            "image": b"\xff\xd8jpeg",
+            "width": 64,
+            "height": 36,
+            "phash": -5,
+            "labels": ["tomato"],
+            "label_scores": [0.9],
+            "words": ["tomato"],
+        }
     ],
 }
-BAD = {"video_id": "file:2", "source": "/v/2.mp4", "error": "moov atom not found", "error_stage": "decode", "error_type": "InvalidDataError"}
+BAD = {
+    "video_id": "file:2",
+    "source": "/v/2.mp4",
+    "error": "moov atom not found",
+    "error_stage": "decode",
+    "error_type": "InvalidDataError",
+}
 
 
 def test_every_video_lands_in_exactly_one_table() -> None:
@@ -38,7 +55,11 @@ def test_every_video_lands_in_exactly_one_table() -> None:
 def test_written_files_carry_the_explicit_schemas(tmp_path: Path) -> None:
     summaries = ParquetSink(str(tmp_path), OutputConfig())([GOOD, BAD]).to_pylist()
     assert [s["error_stage"] for s in summaries] == [None, "decode"]
-    for table, schema in (("frames", FRAMES_SCHEMA), ("videos", VIDEOS_SCHEMA), ("errors", ERRORS_SCHEMA)):
+    for table, schema in (
+        ("frames", FRAMES_SCHEMA),
+        ("videos", VIDEOS_SCHEMA),
+        ("errors", ERRORS_SCHEMA),
+    ):
         files = list((tmp_path / table).glob("*.parquet"))
         assert len(files) == 1 and files[0].name == part_name([GOOD, BAD])
         assert pq.read_schema(files[0]).remove_metadata() == schema

@@ -25,7 +25,9 @@ def _config(args: argparse.Namespace, section: str) -> Config:
 def cmd_sample(args: argparse.Namespace) -> int:
     from vidray.testing.sample import make_samples
 
-    paths = make_samples(args.dir, videos=args.videos, minutes=args.minutes, seed=args.seed, subjects=args.subjects)
+    paths = make_samples(
+        args.dir, videos=args.videos, minutes=args.minutes, seed=args.seed, subjects=args.subjects
+    )
     print(f"wrote {len(paths)} narrated videos with ground truth to {args.dir}")
     print(f"next: vidray build {args.dir} --output OUT")
     return 0
@@ -107,7 +109,27 @@ def cmd_score(args: argparse.Namespace) -> int:
         report["model"] = score_model(args.model_dir, args.root, args.truth, examples=args.examples)
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1))
-    print(json.dumps(report, indent=1))
+    if not args.brief:
+        print(json.dumps(report, indent=1))
+        return 0
+    print(
+        f"dataset: {report['videos']} videos, {report['frames_kept']}/{report['frames_sampled']} frames kept, "
+        f"label precision {report['label_precision']:.2f}, subject recall {report['subject_recall']:.2f}"
+    )
+    model = report.get("model") or {}
+    if model.get("heldout_frames"):
+        print(
+            f"model: subject in top-5 for {model['subject_top5']:.0%} of {model['heldout_frames']} held-out frames "
+            f"({model['subject_top5_in_vocab']:.0%} where the subject is in the vocabulary); "
+            f"frequency baseline {model['frequency_baseline_top5']:.0%}, chance {model['chance_top5']:.0%}"
+        )
+        for ex in model.get("examples", []):
+            top = ", ".join(f"{w} {p:.2f}" for w, p in ex["top5"])
+            print(
+                f"  {ex['video']} t={ex['frame_ts']:5.1f}s  true subject: {ex['subject']:<9} predicted: {top}"
+            )
+    if args.out:
+        print(f"full report: {args.out}")
     return 0
 
 
@@ -125,7 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_sample)
 
     b = sub.add_parser("build", help="build the labelled frame dataset from videos")
-    b.add_argument("inputs", nargs="+", help="video files or folders; key=value overrides may follow")
+    b.add_argument(
+        "inputs", nargs="+", help="video files or folders; key=value overrides may follow"
+    )
     b.add_argument("--output", "-o", required=True, help="a local folder or s3://bucket/prefix")
     b.add_argument("--config", help="YAML config (default: configs/local.yaml)")
     b.add_argument("--json", action="store_true", help="print a JSON summary at the end")
@@ -157,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("--model-dir")
     sc.add_argument("--examples", type=int, default=0, help="print this many held-out predictions")
     sc.add_argument("--out", help="also write the report as JSON here")
+    sc.add_argument("--brief", action="store_true", help="a short human summary instead of JSON")
     sc.set_defaults(func=cmd_score)
     return p
 
@@ -175,7 +200,10 @@ def main(argv: list[str] | None = None) -> int:
         args.inputs = [x for x in args.inputs if x not in moved]
     elif args.overrides and args.command not in ("train",):
         parser.error(f"{args.command} takes no key=value overrides: {' '.join(args.overrides)}")
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     try:
         return int(args.func(args))
     except (ConfigError, FileNotFoundError, ValueError, OSError) as exc:

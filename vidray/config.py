@@ -54,11 +54,13 @@ class DedupConfig:
 
 @dataclass
 class LabelConfig:
-    before_s: float = 6.0  # words this long before a frame's span still count (within its shot)
-    after_s: float = 6.0
-    min_score: float = 0.3
+    # Chosen with bench/labels.py (docs/benchmarks.md): with shot clipping, a wide window
+    # raises subject recall at almost no cost in precision.
+    before_s: float = 10.0  # words this long before a frame's span still count (within its shot)
+    after_s: float = 10.0
+    min_score: float = 0.5
     max_labels: int = 10
-    min_word_score: float = 0.2  # recognizer confidence below which a word is not a label
+    min_word_score: float = 0.5  # recognizer confidence below which a word is not a label
 
 
 @dataclass
@@ -117,6 +119,7 @@ class TrainConfig:
     num_workers: int = 2
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
+    cache_dataset: bool = True  # decode frames once into Ray's object store (small datasets)
 
 
 @dataclass
@@ -125,7 +128,9 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()) -> Config:
+def load_config(
+    path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
+) -> Config:
     """Defaults, then the embedded `local.yaml` (or `path`), then `key=value` overrides."""
     source = Path(path) if path else DEFAULT_CONFIG
     if not source.is_file():
@@ -143,7 +148,9 @@ def apply_override(config: Any, item: str) -> None:
     """Set one `a.b.c=value` override; the value is parsed as YAML (numbers, lists, booleans)."""
     key, sep, raw = item.partition("=")
     if not sep or not key:
-        raise ConfigError(f"override {item!r} is not of the form key=value (e.g. build.decode.every_s=2)")
+        raise ConfigError(
+            f"override {item!r} is not of the form key=value (e.g. build.decode.every_s=2)"
+        )
     *parents, leaf = key.split(".")
     target = config
     for i, name in enumerate(parents):

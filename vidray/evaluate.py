@@ -18,7 +18,10 @@ def load_truths(truth_dir: str | Path) -> dict[str, VideoTruth]:
 
 def scene_lemmas(truth: VideoTruth, nlp: Any) -> list[set[str]]:
     """For each scene, the lemmas of every word said in it."""
-    return [{(t.lemma_ or t.text).lower() for t in nlp(" ".join(w.word for w in s.words))} for s in truth.scenes]
+    return [
+        {(t.lemma_ or t.text).lower() for t in nlp(" ".join(w.word for w in s.words))}
+        for s in truth.scenes
+    ]
 
 
 def score_dataset(root: str, truth_dir: str | Path) -> dict[str, Any]:
@@ -35,7 +38,9 @@ def score_dataset(root: str, truth_dir: str | Path) -> dict[str, Any]:
         if name not in truths:
             continue
         truth = truths[name]
-        idx = next((i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None)
+        idx = next(
+            (i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None
+        )
         if idx is None:
             continue
         n_frames += 1
@@ -69,7 +74,9 @@ def truth_subjects(root: str, truth_dir: str | Path, video_ids: set[str]) -> lis
     return out
 
 
-def score_model(model_dir: str, root: str, truth_dir: str | Path, examples: int = 0) -> dict[str, Any]:
+def score_model(
+    model_dir: str, root: str, truth_dir: str | Path, examples: int = 0
+) -> dict[str, Any]:
     """Top-5 accuracy of the scene subject on held-out frames, against chance and a frequency
     baseline that always predicts the five most common training labels."""
     from vidray.query import load_model
@@ -83,11 +90,19 @@ def score_model(model_dir: str, root: str, truth_dir: str | Path, examples: int 
     common = [w for w, _ in Counter(model.label_counts).most_common(5)]
     base = [f["subject"] in common for f in frames]
     in_vocab = [f["subject"] in model.vocab for f in frames]
+    known = [i for i, k in enumerate(in_vocab) if k]
+
+    def share(flags: list[bool], idx: list[int]) -> float:
+        return round(sum(flags[i] for i in idx) / max(len(idx), 1), 4)
+
     report: dict[str, Any] = {
         "heldout_videos": len(model.split["heldout"]),
         "heldout_frames": len(frames),
         "subject_top5": round(sum(hits) / len(frames), 4),
         "frequency_baseline_top5": round(sum(base) / len(frames), 4),
+        # A subject never recognised in the training videos cannot be predicted: score the rest too.
+        "subject_top5_in_vocab": share(hits, known),
+        "frequency_baseline_top5_in_vocab": share(base, known),
         "chance_top5": round(min(1.0, 5 / max(len(model.vocab), 1)), 4),
         "subject_in_vocab": round(sum(in_vocab) / len(frames), 4),
         "vocab_size": len(model.vocab),

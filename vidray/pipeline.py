@@ -33,7 +33,9 @@ class BuildResult:
     error_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
-def stage_plan(cfg: BuildConfig, output: str) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
+def stage_plan(
+    cfg: BuildConfig, output: str
+) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
     """(name, callable class, constructor args, resources) for each stage, in order."""
     return [
         ("decode", DecodeStage, (cfg.decode,), cfg.ray.decode),
@@ -46,7 +48,9 @@ def stage_plan(cfg: BuildConfig, output: str) -> list[tuple[str, Any, tuple[Any,
     ]
 
 
-def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cluster_cpus: float) -> None:
+def check_fits(
+    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cluster_cpus: float
+) -> None:
     """Ray Data waits forever for actors that can never be placed: refuse such a plan up front."""
     for name, _, _, res in plan:
         if res.num_cpus > cluster_cpus:
@@ -55,7 +59,9 @@ def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], clu
                 f"lower build.ray.{name}.num_cpus"
             )
         if res.min_actors > res.max_actors:
-            raise ValueError(f"build.ray.{name}: min_actors ({res.min_actors}) > max_actors ({res.max_actors})")
+            raise ValueError(
+                f"build.ray.{name}: min_actors ({res.min_actors}) > max_actors ({res.max_actors})"
+            )
     need = sum(res.num_cpus * res.min_actors for _, _, _, res in plan)
     if need >= cluster_cpus:  # the read task needs a slot of its own
         raise ValueError(
@@ -83,7 +89,7 @@ def run_build(
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
-    ds = ray.data.from_items(rows, override_num_blocks=len(rows))
+    ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
     for _name, cls, args, res in plan:
         ds = ds.map_batches(
             cls,

@@ -62,7 +62,9 @@ class VidrayModel:
             return []
         _, probs = self._forward(images)
         top = np.argsort(-probs, axis=1)[:, :k]
-        return [[(self.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top, strict=True)]
+        return [
+            [(self.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top, strict=True)
+        ]
 
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         return self._forward(images)[0]
@@ -83,7 +85,9 @@ class VidrayModel:
                     weights[index[form]] = 1.0
                     break
         if not weights.any():
-            raise ValueError(f"none of {list(words)} is in the model's vocabulary of {len(self.vocab)} words")
+            raise ValueError(
+                f"none of {list(words)} is in the model's vocabulary of {len(self.vocab)} words"
+            )
         with torch.no_grad():
             return self.net.embed_words(torch.from_numpy(weights[None])).numpy()[0]
 
@@ -109,10 +113,16 @@ class VidrayModel:
             cache.parent.mkdir(exist_ok=True)
             pq.write_table(table, cache)
         meta = table.drop_columns(["embedding"]).to_pylist()
-        matrix = np.stack(table.column("embedding").to_numpy(zero_copy_only=False)) if len(meta) else None
+        matrix = (
+            np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
+            if len(meta)
+            else None
+        )
         self._index = {"root": root, "meta": meta, "matrix": matrix}
 
-    def search(self, words: Sequence[str], k: int = 10, with_images: bool = True) -> list[dict[str, Any]]:
+    def search(
+        self, words: Sequence[str], k: int = 10, with_images: bool = True
+    ) -> list[dict[str, Any]]:
         """The k indexed frames whose image embeddings best match the words (cosine)."""
         if self._index is None:
             self.index_dataset(self.split["root"])
@@ -133,7 +143,12 @@ class VidrayModel:
 
         assert self._index is not None
         frames = read_table(self._index["root"], "frames", ["video_id", "frame_ts", "image"])
-        ids = frames.filter(pc.is_in(frames["video_id"], value_set=__import__("pyarrow").array([h["video_id"] for h in hits])))
+        ids = frames.filter(
+            pc.is_in(
+                frames["video_id"],
+                value_set=__import__("pyarrow").array([h["video_id"] for h in hits]),
+            )
+        )
         lookup = {(r["video_id"], r["frame_ts"]): r["image"] for r in ids.to_pylist()}
         for h in hits:
             h["image"] = lookup.get((h["video_id"], h["frame_ts"]))

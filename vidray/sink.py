@@ -124,7 +124,8 @@ def read_table(root: str, table: str, columns: list[str] | None = None) -> pa.Ta
         empty = schema.empty_table()
         return empty.select(columns) if columns else empty
     files = sorted(
-        f.path for f in fs.get_file_info(pafs.FileSelector(f"{base}/{table}"))
+        f.path
+        for f in fs.get_file_info(pafs.FileSelector(f"{base}/{table}"))
         if f.path.endswith(".parquet") and not f.base_name.startswith(".")
     )
     if not files:

@@ -6,7 +6,9 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-VIDEO_EXTENSIONS = frozenset(".mp4 .m4v .mkv .webm .mov .avi .flv .ts .mpg .mpeg .3gp".split())
+VIDEO_EXTENSIONS = frozenset(
+    [".mp4", ".m4v", ".mkv", ".webm", ".mov", ".avi", ".flv", ".ts", ".mpg", ".mpeg", ".3gp"]
+)
 
 
 def file_video_id(path: Path, block: int = 1 << 20) -> str:
@@ -29,14 +31,20 @@ def expand_inputs(inputs: list[str]) -> list[dict[str, Any]]:
     for item in inputs:
         path = Path(item).expanduser()
         if path.is_dir():
-            found = sorted(p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
+            found = sorted(
+                p for p in path.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file()
+            )
         elif path.is_file():
             found = [path]
         else:
-            raise FileNotFoundError(f"input not found: {item} (pass existing video files or folders)")
+            raise FileNotFoundError(
+                f"input not found: {item} (pass existing video files or folders)"
+            )
         for p in found:
             vid = file_video_id(p)
             rows.setdefault(vid, {"video_id": vid, "source": str(p.resolve())})
     if not rows:
-        raise ValueError(f"no video files found in {', '.join(inputs)} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})")
+        raise ValueError(
+            f"no video files found in {', '.join(inputs)} (looked for {', '.join(sorted(VIDEO_EXTENSIONS))})"
+        )
     return list(rows.values())

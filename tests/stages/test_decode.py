@@ -16,7 +16,9 @@ def test_scaled_size_keeps_aspect_and_never_upscales() -> None:
 
 
 def test_decode_timestamps_audio_and_frames(sample_video: Path, sample_truth) -> None:  # type: ignore[no-untyped-def]
-    row = DecodeStage(DecodeConfig(every_s=2.0, short_side=128))([{"video_id": "v", "source": str(sample_video)}]).to_pylist()[0]
+    row = DecodeStage(DecodeConfig(every_s=2.0, short_side=128))(
+        [{"video_id": "v", "source": str(sample_video)}]
+    ).to_pylist()[0]
     assert row.get("error") is None
     assert row["has_audio"] is True
     audio_s = len(row["audio"]) / 2 / 16_000  # int16 mono at 16 kHz
@@ -31,7 +33,10 @@ def test_decode_timestamps_audio_and_frames(sample_video: Path, sample_truth) ->
 
 def test_broken_inputs_become_rows_not_crashes(broken: dict[str, Path]) -> None:
     rows = DecodeStage(DecodeConfig())(
-        [{"video_id": "a", "source": str(broken["corrupt"])}, {"video_id": "b", "source": str(broken["no_audio"])}]
+        [
+            {"video_id": "a", "source": str(broken["corrupt"])},
+            {"video_id": "b", "source": str(broken["no_audio"])},
+        ]
     ).to_pylist()
     bad, silent = rows
     assert bad["error_stage"] == "decode" and "Invalid data" in bad["error"]

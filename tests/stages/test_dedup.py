@@ -37,7 +37,9 @@ def test_static_scene_of_a_real_video_collapses(sample_video: Path, sample_truth
     assert row["frames_sampled"] == row["frames_kept"] + row["frames_dropped"]
     for scene in sample_truth.scenes:
         inside = [f for f in row["frames"] if scene.start <= f["frame_ts"] < scene.end]
-        sampled = sum(scene.start <= t < scene.end for t in np.arange(1.5, sample_truth.duration, 3.0))
+        sampled = sum(
+            scene.start <= t < scene.end for t in np.arange(1.5, sample_truth.duration, 3.0)
+        )
         if scene.static and sampled >= 2:
             assert len(inside) == 1, scene  # identical frames → one frame for the whole shot
             assert inside[0]["merged"] >= sampled

@@ -15,8 +15,14 @@ def test_temporal_weight_decays_outside_the_span() -> None:
 
 def test_scores_favour_repeated_confident_close_words() -> None:
     cfg = LabelConfig(before_s=3.0, after_s=3.0, min_score=0.2, min_word_score=0.3, max_labels=3)
-    kws = [_kw("tomato", 5.0, 0.6), _kw("tomato", 6.0, 0.6), _kw("knife", 5.5, 0.7), _kw("bowl", 8.5, 0.9),
-           _kw("blur", 5.0, 0.1), _kw("far", 20.0)]
+    kws = [
+        _kw("tomato", 5.0, 0.6),
+        _kw("tomato", 6.0, 0.6),
+        _kw("knife", 5.5, 0.7),
+        _kw("bowl", 8.5, 0.9),
+        _kw("blur", 5.0, 0.1),
+        _kw("far", 20.0),
+    ]
     labels, scores = label_frame(kws, [[4.0, 7.0]], cfg)
     assert labels == ["tomato", "knife", "bowl"]
     assert scores[0] > scores[1] > scores[2] and abs(scores[0] - 0.84) < 1e-3
@@ -26,7 +32,10 @@ def test_words_from_another_shot_never_label() -> None:
     cfg = LabelConfig(before_s=6.0, after_s=6.0, min_score=0.1)
     kws = [_kw("tomato", 5.0), _kw("boat", 9.0)]
     assert label_frame(kws, [[4.0, 7.0]], cfg, shots=[[0.0, 8.0]])[0] == ["tomato"]
-    transcript = [{"word": "the", "start": 4.5, "end": 4.7}, {"word": "boat", "start": 9.0, "end": 9.4}]
+    transcript = [
+        {"word": "the", "start": 4.5, "end": 4.7},
+        {"word": "boat", "start": 9.0, "end": 9.4},
+    ]
     assert window_words(transcript, [[4.0, 7.0]], 6.0, 6.0, [[0.0, 8.0]]) == ["the"]
 
 

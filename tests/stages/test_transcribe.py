@@ -29,7 +29,9 @@ def test_vocabulary_file_with_counts(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("vocabulary", [False, True])
-def test_real_speech_is_recognised_with_times(samples: Path, sample_video: Path, sample_truth, vocabulary: bool) -> None:  # type: ignore[no-untyped-def]
+def test_real_speech_is_recognised_with_times(
+    samples: Path, sample_video: Path, sample_truth, vocabulary: bool
+) -> None:  # type: ignore[no-untyped-def]
     cfg = TranscribeConfig(vocabulary=str(samples / "vocabulary.txt") if vocabulary else None)
     decoded = DecodeStage(DecodeConfig())([{"video_id": "v", "source": str(sample_video)}])
     row = TranscribeStage(cfg)(decoded).to_pylist()[0]

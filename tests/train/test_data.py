@@ -29,4 +29,6 @@ def test_prepare_batch_filters_and_encodes() -> None:
     assert out["image"].shape == (1, 3, 16, 16) and out["image"].dtype == np.float32
     np.testing.assert_allclose(out["target"], [[0.9, 0.4]])
     assert load_image(img, 8).shape == (3, 8, 8)
-    np.testing.assert_allclose(soft_targets(["knife"], [0.5], {"tomato": 0, "knife": 1}), [0.0, 0.5])
+    np.testing.assert_allclose(
+        soft_targets(["knife"], [0.5], {"tomato": 0, "knife": 1}), [0.0, 0.5]
+    )

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import logging
 import traceback
-from typing import Any
+from typing import Any, TypeAlias
 
 import pyarrow as pa
 
 Row = dict[str, Any]
-Batch = pa.Table | dict[str, list[Any]] | list[Row]
+Batch: TypeAlias = pa.Table | dict[str, list[Any]] | list[Row]
 
 log = logging.getLogger(__name__)
 
@@ -19,7 +19,7 @@ def to_rows(batch: Batch) -> list[Row]:
     if isinstance(batch, pa.Table):
         return batch.to_pylist()
     if isinstance(batch, dict):
-        names = list(batch)
+        names: list[str] = list(batch)
         n = len(batch[names[0]]) if names else 0
         return [{k: _plain(batch[k][i]) for k in names} for i in range(n)]
     return list(batch)
@@ -66,7 +66,7 @@ class Stage:
             return row
         try:
             return self.process(row)
-        except Exception as exc:  # noqa: BLE001 - per-video failures are data, not crashes
+        except Exception as exc:
             log.warning("%s failed on %s: %s", self.name, row.get("video_id"), exc)
             log.debug("%s", traceback.format_exc())
             return failed(row, self.name, exc)

@@ -45,7 +45,9 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
         astream = container.streams.audio[0] if container.streams.audio else None
         duration = _duration(container, vstream)
         targets = sample_times(duration, cfg.every_s) if duration else []
-        width, height = scaled_size(vstream.codec_context.width, vstream.codec_context.height, cfg.short_side)
+        width, height = scaled_size(
+            vstream.codec_context.width, vstream.codec_context.height, cfg.short_side
+        )
         resampler = av.AudioResampler(format="s16", layout="mono", rate=cfg.sample_rate)
         audio: list[np.ndarray] = []
         frames: list[dict[str, Any]] = []
@@ -53,8 +55,10 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
         streams = [s for s in (vstream, astream) if s is not None]
         for packet in container.demux(*streams):
             for frame in packet.decode():
-                if packet.stream is astream:
+                if isinstance(frame, av.AudioFrame):
                     audio += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
+                    continue
+                if not isinstance(frame, av.VideoFrame):
                     continue
                 ts = float(frame.time) if frame.time is not None else last_ts
                 last_ts = ts
@@ -65,7 +69,12 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
                         {
                             "frame_ts": targets[next_i],
                             # the interval this frame stands for; dedup unions these
-                            "spans": [[max(0.0, targets[next_i] - cfg.every_s / 2), targets[next_i] + cfg.every_s / 2]],
+                            "spans": [
+                                [
+                                    max(0.0, targets[next_i] - cfg.every_s / 2),
+                                    targets[next_i] + cfg.every_s / 2,
+                                ]
+                            ],
                             "image": encode_jpeg(rgb, cfg.jpeg_quality),
                             "width": width,
                             "height": height,

@@ -52,7 +52,9 @@ def merge_spans(spans: list[list[float]]) -> list[list[float]]:
     return out
 
 
-def dedup_frames(frames: list[dict[str, Any]], max_distance: int, window: int) -> list[dict[str, Any]]:
+def dedup_frames(
+    frames: list[dict[str, Any]], max_distance: int, window: int
+) -> list[dict[str, Any]]:
     """Keep a frame unless it is within `max_distance` of one of the last `window` kept frames.
 
     A dropped frame's time span is merged into the kept frame it matched, so that frame is
@@ -67,7 +69,14 @@ def dedup_frames(frames: list[dict[str, Any]], max_distance: int, window: int) -
             default=None,
         )
         if match is None:
-            kept.append({**frame, "merged": 1, "spans": merge_spans(frame["spans"]), "shots": merge_spans(frame.get("shots") or [])})
+            kept.append(
+                {
+                    **frame,
+                    "merged": 1,
+                    "spans": merge_spans(frame["spans"]),
+                    "shots": merge_spans(frame.get("shots") or []),
+                }
+            )
         else:
             match["spans"] = merge_spans(match["spans"] + frame["spans"])
             match["shots"] = merge_spans(match["shots"] + (frame.get("shots") or []))

@@ -10,8 +10,39 @@ from vidray.stages.base import Row, Stage
 
 # Hesitations and discourse markers narrators use that carry no meaning about the picture.
 FILLER_WORDS = frozenset(
-    "um uh er ah eh hmm mm mhm okay ok alright yeah yep oh well like actually basically "
-    "really literally right gonna wanna gotta let lets stuff thing things kinda sorta".split()
+    [
+        "um",
+        "uh",
+        "er",
+        "ah",
+        "eh",
+        "hmm",
+        "mm",
+        "mhm",
+        "okay",
+        "ok",
+        "alright",
+        "yeah",
+        "yep",
+        "oh",
+        "well",
+        "like",
+        "actually",
+        "basically",
+        "really",
+        "literally",
+        "right",
+        "gonna",
+        "wanna",
+        "gotta",
+        "let",
+        "lets",
+        "stuff",
+        "thing",
+        "things",
+        "kinda",
+        "sorta",
+    ]
 )
 # Two-word fillers: the second word is dropped when it follows the first.
 FILLER_PAIRS = frozenset({("you", "know"), ("i", "mean"), ("kind", "of"), ("sort", "of")})
@@ -53,7 +84,9 @@ class KeywordsStage(Stage):
 
     def setup(self) -> None:
         self.nlp = load_nlp(self.cfg.spacy_model)
-        self.stop_words = self.nlp.Defaults.stop_words | {w.lower() for w in self.cfg.extra_stop_words}
+        self.stop_words = self.nlp.Defaults.stop_words | {
+            w.lower() for w in self.cfg.extra_stop_words
+        }
 
     def keywords(self, transcript: list[dict[str, Any]]) -> list[Keyword]:
         from spacy.tokens import Doc

@@ -8,7 +8,9 @@ from vidray.config import LabelConfig
 from vidray.stages.base import Row, Stage
 
 
-def temporal_weight(start: float, end: float, spans: list[list[float]], before: float, after: float) -> float:
+def temporal_weight(
+    start: float, end: float, spans: list[list[float]], before: float, after: float
+) -> float:
     """1 for a word said during one of the spans, falling linearly to 0 at the window's edges."""
     best = 0.0
     for s, e in spans:
@@ -30,7 +32,10 @@ def in_shots(start: float, end: float, shots: list[list[float]] | None) -> bool:
 
 
 def label_frame(
-    keywords: list[dict[str, Any]], spans: list[list[float]], cfg: LabelConfig, shots: list[list[float]] | None = None
+    keywords: list[dict[str, Any]],
+    spans: list[list[float]],
+    cfg: LabelConfig,
+    shots: list[list[float]] | None = None,
 ) -> tuple[list[str], list[float]]:
     """Lemmas with their scores, best first: a noisy-or over every time the lemma was said in
     the frame's shot, each weighted by recognizer confidence and closeness in time, so
@@ -48,7 +53,11 @@ def label_frame(
 
 
 def window_words(
-    transcript: list[dict[str, Any]], spans: list[list[float]], before: float, after: float, shots: list[list[float]] | None = None
+    transcript: list[dict[str, Any]],
+    spans: list[list[float]],
+    before: float,
+    after: float,
+    shots: list[list[float]] | None = None,
 ) -> list[str]:
     """The transcript words, verbatim, said in the label window around `spans` (and its shots)."""
     return [
@@ -81,7 +90,9 @@ class LabelStage(Stage):
                     "span_end": frame["spans"][-1][1],
                     "labels": labels,
                     "label_scores": scores,
-                    "words": window_words(transcript, frame["spans"], self.cfg.before_s, self.cfg.after_s, shots),
+                    "words": window_words(
+                        transcript, frame["spans"], self.cfg.before_s, self.cfg.after_s, shots
+                    ),
                 }
             )
         n_labels = len({lab for f in frames for lab in f["labels"]})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from typing import Any
 
 import numpy as np
@@ -30,11 +31,12 @@ def histogram_distance(a: np.ndarray, b: np.ndarray) -> float:
 def longest_pause(words: list[dict[str, Any]], start: float, end: float) -> float:
     """The middle of the longest stretch without speech inside [start, end]: a cut between two
     sampled frames most likely falls where the narrator paused."""
-    bounds = [start] + sorted(x for w in words for x in (w["start"], w["end"]) if start < x < end) + [end]
+    inside = sorted(x for w in words for x in (w["start"], w["end"]) if start < x < end)
+    bounds = [start, *inside, end]
     # A point inside a word is never a pause: walk the gaps between consecutive word edges.
     busy = [(w["start"], w["end"]) for w in words if w["end"] > start and w["start"] < end]
     best, best_len = (start + end) / 2, -1.0
-    for a, b in zip(bounds, bounds[1:], strict=False):
+    for a, b in itertools.pairwise(bounds):
         mid = (a + b) / 2
         if b - a > best_len and not any(s < mid < e for s, e in busy):
             best, best_len = mid, b - a
@@ -42,7 +44,11 @@ def longest_pause(words: list[dict[str, Any]], start: float, end: float) -> floa
 
 
 def shot_bounds(
-    times: list[float], hists: list[np.ndarray], duration: float, words: list[dict[str, Any]], threshold: float
+    times: list[float],
+    hists: list[np.ndarray],
+    duration: float,
+    words: list[dict[str, Any]],
+    threshold: float,
 ) -> list[list[float]]:
     """For each sampled frame (in time order), the [start, end] of the shot it belongs to."""
     cuts = [0.0]
@@ -73,5 +79,11 @@ class ShotsStage(Stage):
         else:
             hists = [color_histogram(f["image"]) for f in frames]
             times = [f["frame_ts"] for f in frames]
-            bounds = shot_bounds(times, hists, float(row.get("duration_s") or 0.0), row.get("transcript") or [], self.cfg.threshold)
+            bounds = shot_bounds(
+                times,
+                hists,
+                float(row.get("duration_s") or 0.0),
+                row.get("transcript") or [],
+                self.cfg.threshold,
+            )
         return {**row, "frames": [{**f, "shots": [b]} for f, b in zip(frames, bounds, strict=True)]}

@@ -27,7 +27,12 @@ def words_from_segments(segments: Iterable[Any], frame_rate: int = 100) -> list[
         if text in _NON_WORDS or text.startswith("++") or text.startswith("["):
             continue
         words.append(
-            Word(text, seg.start_frame / frame_rate, (seg.end_frame + 1) / frame_rate, min(1.0, max(0.0, float(seg.prob))))
+            Word(
+                text,
+                seg.start_frame / frame_rate,
+                (seg.end_frame + 1) / frame_rate,
+                min(1.0, max(0.0, float(seg.prob))),
+            )
         )
     return words
 
@@ -35,7 +40,8 @@ def words_from_segments(segments: Iterable[Any], frame_rate: int = 100) -> list[
 def read_vocabulary(path: str) -> dict[str, float]:
     """A vocabulary file: one word per line, optionally followed by a count; `#` starts a comment."""
     try:
-        text = open(path, encoding="utf-8").read()
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
     except OSError as exc:
         raise ValueError(f"cannot read transcribe.vocabulary {path!r}: {exc}") from exc
     counts: dict[str, float] = {}

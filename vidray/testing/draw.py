@@ -35,7 +35,9 @@ class Canvas:
     def __init__(self, width: int, height: int) -> None:
         self.width, self.height = width, height
         self.yy, self.xx = np.mgrid[0:height, 0:width].astype(np.float32)
-        self.shade = (1.0 - 0.25 * self.yy / height)[..., None]  # a soft top-to-bottom light fall-off
+        self.shade = (1.0 - 0.25 * self.yy / height)[
+            ..., None
+        ]  # a soft top-to-bottom light fall-off
 
     def draw(
         self,

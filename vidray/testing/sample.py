@@ -6,8 +6,9 @@ import json
 import multiprocessing
 import os
 import re
-from concurrent.futures import ProcessPoolExecutor
 from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from vidray.testing.draw import Canvas
 from vidray.testing.speech import Speaker, Voice
-from vidray.testing.subjects import FILLERS, SUBJECTS
+from vidray.testing.subjects import FILLERS, SUBJECTS, Subject
 
 # Voices and speeds vary across videos; espeak-ng's "+f3" and "+m3" variants are left out
 # because PocketSphinx's English model recognises well under half of their subject words.
@@ -65,7 +66,7 @@ class VideoTruth:
     scenes: list[Scene]
 
 
-def subject_deck(seed: int, subjects: int = len(SUBJECTS)):  # type: ignore[no-untyped-def]
+def subject_deck(seed: int, subjects: int = len(SUBJECTS)) -> Iterator[Subject]:
     """An endless, balanced stream of the first `subjects` subjects: each once per shuffled round."""
     rng = np.random.default_rng([seed, 1])
     pool = SUBJECTS[: max(1, min(subjects, len(SUBJECTS)))]
@@ -74,7 +75,13 @@ def subject_deck(seed: int, subjects: int = len(SUBJECTS)):  # type: ignore[no-u
 
 
 def plan_video(
-    index: int, minutes: float, seed: int, deck, speaker: Speaker, size: tuple[int, int], fps: int
+    index: int,
+    minutes: float,
+    seed: int,
+    deck: Iterator[Subject],
+    speaker: Speaker,
+    size: tuple[int, int],
+    fps: int,
 ) -> tuple[VideoTruth, np.ndarray]:
     """Lay out scenes and speech for one video; returns its ground truth and its audio track."""
     rng = np.random.default_rng([seed, 2, index])
@@ -86,9 +93,14 @@ def plan_video(
     while t < minutes * 60.0 - 4.0:
         subject = next(deck)
         scene = Scene(
-            start=round(t, 3), end=0.0, subject=subject.name, static=bool(rng.random() < 0.5),
-            x=float(rng.uniform(0.35, 0.65)), y=float(rng.uniform(0.4, 0.6)),
-            size=float(rng.uniform(0.22, 0.32)), phase=float(rng.uniform(0, 2 * np.pi)),
+            start=round(t, 3),
+            end=0.0,
+            subject=subject.name,
+            static=bool(rng.random() < 0.5),
+            x=float(rng.uniform(0.35, 0.65)),
+            y=float(rng.uniform(0.4, 0.6)),
+            size=float(rng.uniform(0.22, 0.32)),
+            phase=float(rng.uniform(0, 2 * np.pi)),
         )
         speech_t = t + float(rng.uniform(0.6, 1.2))
         n_sentences = 2 + int(rng.random() < 0.5)
@@ -99,7 +111,10 @@ def plan_video(
             utt = speaker.say(text, voice)
             pieces.append((speech_t, utt.samples))
             scene.sentences.append(text)
-            scene.words += [SceneWord(w, round(speech_t + a, 3), round(speech_t + b, 3)) for w, a, b in utt.words]
+            scene.words += [
+                SceneWord(w, round(speech_t + a, 3), round(speech_t + b, 3))
+                for w, a, b in utt.words
+            ]
             speech_t += len(utt.samples) / sr + float(rng.uniform(0.5, 1.0))
         scene.end = round(max(t + float(rng.uniform(8.0, 15.0)), speech_t + 0.3), 3)
         scenes.append(scene)
@@ -112,8 +127,15 @@ def plan_video(
         audio[i : i + len(chunk)] += chunk
     audio += rng.normal(0.0, 10 ** (NOISE_DBFS / 20), len(audio)).astype(np.float32)
     truth = VideoTruth(
-        video=f"sample_{index:03d}.mp4", seed=seed, voice=voice.name, rate=voice.rate,
-        width=size[0], height=size[1], fps=fps, duration=duration, scenes=scenes,
+        video=f"sample_{index:03d}.mp4",
+        seed=seed,
+        voice=voice.name,
+        rate=voice.rate,
+        width=size[0],
+        height=size[1],
+        fps=fps,
+        duration=duration,
+        scenes=scenes,
     )
     return truth, np.clip(audio, -1.0, 1.0)
 
@@ -127,8 +149,12 @@ def frame_at(truth: VideoTruth, scene: Scene, t: float, canvas: Canvas) -> np.nd
         cx += 0.28 * w * np.sin(2 * np.pi * u / 6.0 + scene.phase)
         cy += 0.18 * h * np.cos(2 * np.pi * u / 4.5 + scene.phase)
     return canvas.draw(
-        subject.shape, np.array(subject.color, np.float32), np.array(subject.background, np.float32),
-        cx, cy, scene.size * h,
+        subject.shape,
+        np.array(subject.color, np.float32),
+        np.array(subject.background, np.float32),
+        cx,
+        cy,
+        scene.size * h,
     )
 
 
@@ -136,7 +162,7 @@ def write_video(path: Path, truth: VideoTruth, audio: np.ndarray, sample_rate: i
     import av
 
     canvas = Canvas(truth.width, truth.height)
-    n_frames = int(round(truth.duration * truth.fps))
+    n_frames = round(truth.duration * truth.fps)
     with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
         video = container.add_stream("libx264", rate=truth.fps)
         video.width, video.height, video.pix_fmt = truth.width, truth.height, "yuv420p"

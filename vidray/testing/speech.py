@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -72,7 +74,7 @@ class Speaker:
         self._callback = _CALLBACK(self._on_audio)  # kept on self: C holds only a raw pointer
         self._lib.espeak_SetSynthCallback(self._callback)
 
-    def _on_audio(self, wav, n, events) -> int:  # type: ignore[no-untyped-def]
+    def _on_audio(self, wav: Any, n: int, events: Any) -> int:
         if n > 0:
             self._chunks.append(np.ctypeslib.as_array(wav, shape=(n,)).copy())
         i = 0
@@ -93,7 +95,9 @@ class Speaker:
         self._lib.espeak_Synth(data, len(data), 0, 0, 0, _CHARS_UTF8, None, None)
         self._lib.espeak_Synchronize()
         samples = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.int16)
-        return Utterance(samples, self.sample_rate, word_times(text, self._events, samples, self.sample_rate))
+        return Utterance(
+            samples, self.sample_rate, word_times(text, self._events, samples, self.sample_rate)
+        )
 
 
 def word_times(
@@ -131,11 +135,15 @@ def word_times(
     return out
 
 
-def _last_voiced_ms(samples: np.ndarray, sample_rate: int):  # type: ignore[no-untyped-def]
+def _last_voiced_ms(samples: np.ndarray, sample_rate: int) -> Callable[[float, float], float]:
     """A function (start_ms, end_ms) → the end of sound in that range, ignoring trailing silence."""
     hop = sample_rate // 100
     n = len(samples) // hop
-    energy = np.abs(samples[: n * hop].astype(np.int32)).reshape(n, hop).max(axis=1) if n else np.zeros(0)
+    energy = (
+        np.abs(samples[: n * hop].astype(np.int32)).reshape(n, hop).max(axis=1)
+        if n
+        else np.zeros(0)
+    )
 
     def last(start_ms: float, end_ms: float) -> float:
         a, b = int(start_ms / 10), min(int(end_ms / 10), n)

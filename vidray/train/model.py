@@ -75,7 +75,10 @@ class ImageWordModel(pl.LightningModule):
         # Frames that share labels are not negatives of each other: narration repeats itself.
         shared = ((target > 0).float() @ (target > 0).float().T > 0).float()
         soft = shared / shared.sum(dim=1, keepdim=True)
-        nce = -(soft * F.log_softmax(sim, dim=1)).sum(1).mean() - (soft.T * F.log_softmax(sim.T, dim=1)).sum(1).mean()
+        nce = (
+            -(soft * F.log_softmax(sim, dim=1)).sum(1).mean()
+            - (soft.T * F.log_softmax(sim.T, dim=1)).sum(1).mean()
+        )
         loss = bce + self.hparams["contrastive_weight"] * nce / 2
         top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
         hit = (target.gather(1, top5) > 0).any(dim=1).float().mean()
@@ -92,14 +95,25 @@ class ImageWordModel(pl.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         out = self.losses({**batch, "image": self.augment(batch["image"])})
-        self.log_dict({f"train_{k}": v for k, v in out.items()}, prog_bar=False, sync_dist=True, batch_size=len(batch["image"]))
+        self.log_dict(
+            {f"train_{k}": v for k, v in out.items()},
+            prog_bar=False,
+            sync_dist=True,
+            batch_size=len(batch["image"]),
+        )
         return out["loss"]
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         out = self.losses(batch)
-        self.log_dict({f"val_{k}": v for k, v in out.items()}, sync_dist=True, batch_size=len(batch["image"]))
+        self.log_dict(
+            {f"val_{k}": v for k, v in out.items()}, sync_dist=True, batch_size=len(batch["image"])
+        )
 
     def configure_optimizers(self) -> Any:
-        opt = torch.optim.AdamW(self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"])
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, self.hparams["epochs"]))
+        opt = torch.optim.AdamW(
+            self.parameters(), lr=self.hparams["lr"], weight_decay=self.hparams["weight_decay"]
+        )
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+            opt, T_max=max(1, self.hparams["epochs"])
+        )
         return {"optimizer": opt, "lr_scheduler": sched}

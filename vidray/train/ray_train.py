@@ -37,7 +37,9 @@ def train_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["seed"])
     model = ImageWordModel(**config["model"])
     bs = config["batch_size"]
-    train_batches = ray.train.get_dataset_shard("train").iter_torch_batches(batch_size=bs, local_shuffle_buffer_size=4 * bs)
+    train_batches = ray.train.get_dataset_shard("train").iter_torch_batches(
+        batch_size=bs, local_shuffle_buffer_size=4 * bs
+    )
     val_shard = ray.train.get_dataset_shard("val")
     trainer = pl.Trainer(
         max_epochs=config["epochs"],
@@ -71,28 +73,41 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
         raise ValueError(f"no frames under {root}/frames: run `vidray build` first")
     train_ids, heldout_ids = split_videos((r["video_id"] for r in meta), cfg.holdout, cfg.seed)
     train_set = set(train_ids)
-    vocab, counts = build_vocab((r["labels"] for r in meta if r["video_id"] in train_set), cfg.min_count, cfg.max_vocab)
+    vocab, counts = build_vocab(
+        (r["labels"] for r in meta if r["video_id"] in train_set), cfg.min_count, cfg.max_vocab
+    )
     if not vocab:
-        raise ValueError(f"no label occurs on {cfg.min_count}+ training frames: lower train.min_count or add videos")
+        raise ValueError(
+            f"no label occurs on {cfg.min_count}+ training frames: lower train.min_count or add videos"
+        )
 
     out = Path(model_dir).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    (out / "vocab.json").write_text(json.dumps({"words": vocab, "counts": {w: counts[w] for w in vocab}}))
-    (out / "split.json").write_text(json.dumps({"train": train_ids, "heldout": heldout_ids, "root": root}))
+    (out / "vocab.json").write_text(
+        json.dumps({"words": vocab, "counts": {w: counts[w] for w in vocab}})
+    )
+    (out / "split.json").write_text(
+        json.dumps({"train": train_ids, "heldout": heldout_ids, "root": root})
+    )
     (out / "config.yaml").write_text(yaml.safe_dump({"train": dataclasses.asdict(cfg)}))
 
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
     _, base = open_root(root)
     frames_uri = root.rstrip("/") + "/frames" if "://" in root else os.path.join(base, "frames")
-    frames = ray.data.read_parquet(frames_uri, columns=["video_id", "image", "labels", "label_scores"])
+    frames = ray.data.read_parquet(frames_uri).select_columns(
+        ["video_id", "image", "labels", "label_scores"]
+    )
 
     def prepared(ids: list[str]) -> Any:
-        return frames.map_batches(
-            prepare_batch,
+        ds = frames.map_batches(
+            prepare_batch,  # type: ignore[arg-type]
             fn_kwargs={"vocab": vocab, "video_ids": ids, "image_size": cfg.image_size},
             batch_format="numpy",
         )
+        # Small datasets are decoded once and kept in Ray's object store; large ones stream
+        # from Parquet every epoch.
+        return ds.materialize() if cfg.cache_dataset else ds
 
     datasets = {"train": prepared(train_ids)}
     if heldout_ids:
@@ -147,12 +162,19 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
     return summary
 
 
-def save_checkpoint(checkpoint: Any, out: Path, model_args: dict[str, Any], image_size: int) -> None:
+def save_checkpoint(
+    checkpoint: Any, out: Path, model_args: dict[str, Any], image_size: int
+) -> None:
     """Lightning's checkpoint from Ray → a plain `model.pt` (weights + how to rebuild the model)."""
     import torch
 
     with checkpoint.as_directory() as ckpt_dir:
-        state = torch.load(Path(ckpt_dir) / "checkpoint.ckpt", map_location="cpu", weights_only=False)
+        state = torch.load(
+            Path(ckpt_dir) / "checkpoint.ckpt", map_location="cpu", weights_only=False
+        )
     with tempfile.NamedTemporaryFile(dir=out, delete=False) as tmp:
-        torch.save({"state_dict": state["state_dict"], "model_args": model_args, "image_size": image_size}, tmp)
+        torch.save(
+            {"state_dict": state["state_dict"], "model_args": model_args, "image_size": image_size},
+            tmp,
+        )
     os.replace(tmp.name, out / MODEL_FILE)

@@ -1,0 +1,51 @@
+# Two commands set everything up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PIP := $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+DEMO ?= demo
+VIDEOS ?= 8
+MINUTES ?= 2
+
+.PHONY: demo test lint system-deps install install-dev clean
+
+# espeak-ng voices the sample videos; ffmpeg is the reference the benchmarks compare against.
+system-deps:
+	@if ! command -v espeak-ng >/dev/null || ! command -v ffmpeg >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing espeak-ng and ffmpeg (Debian/Ubuntu packages)"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng ffmpeg >/dev/null; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+# torch is installed first and pinned: a bare `torch` requirement pulls a multi-GB CUDA build.
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP) torch==2.13.0
+	$(PIP) -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed
+	$(PIP) -e '.[dev]'
+	touch $@
+
+install: system-deps $(VENV)/.installed
+install-dev: system-deps $(VENV)/.installed-dev
+
+demo: install
+	$(BIN)/vidray sample $(DEMO)/videos --videos $(VIDEOS) --minutes $(MINUTES) --seed 0
+	$(BIN)/vidray build $(DEMO)/videos --output $(DEMO)/dataset transcribe.vocabulary=$(DEMO)/videos/vocabulary.txt
+	$(BIN)/vidray train $(DEMO)/dataset --model-dir $(DEMO)/model
+	$(BIN)/vidray score $(DEMO)/dataset --truth $(DEMO)/videos --model-dir $(DEMO)/model --examples 6 --out $(DEMO)/score.json --brief
+
+lint: install-dev
+	$(BIN)/ruff check vidray tests bench
+	$(BIN)/ruff format --check vidray tests bench
+	$(BIN)/mypy
+
+test: lint
+	$(BIN)/python -m pytest -m "not gpu" tests
+
+clean:
+	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache
