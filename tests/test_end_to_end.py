@@ -95,7 +95,8 @@ def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFix
     # The subject of held-out frames is in the top 5 far more often than chance would put it.
     assert report["subject_top5"] >= 2 * report["chance_top5"], report
     assert report["subject_top5_in_vocab"] >= 0.7, report
-    assert report["subject_top5_in_vocab"] > report["frequency_baseline_top5_in_vocab"], report
+    # ... and it ranks the subject first more often than "always the most common word" does.
+    assert report["subject_top1"] > report["frequency_baseline_top1"], report
 
     model = load_model(str(model_dir))
     frame = read_table(str(built), "frames", ["image"]).to_pylist()[0]["image"]

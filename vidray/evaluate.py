@@ -87,8 +87,10 @@ def score_model(
         return {"heldout_frames": 0}
     preds = model.predict([f["image"] for f in frames], k=5)
     hits = [f["subject"] in [w for w, _ in p] for f, p in zip(frames, preds, strict=True)]
+    firsts = [f["subject"] == p[0][0] for f, p in zip(frames, preds, strict=True)]
     common = [w for w, _ in Counter(model.label_counts).most_common(5)]
     base = [f["subject"] in common for f in frames]
+    base1 = [f["subject"] == common[0] for f in frames]
     in_vocab = [f["subject"] in model.vocab for f in frames]
     known = [i for i, k in enumerate(in_vocab) if k]
 
@@ -103,6 +105,8 @@ def score_model(
         # A subject never recognised in the training videos cannot be predicted: score the rest too.
         "subject_top5_in_vocab": share(hits, known),
         "frequency_baseline_top5_in_vocab": share(base, known),
+        "subject_top1": share(firsts, list(range(len(frames)))),
+        "frequency_baseline_top1": share(base1, list(range(len(frames)))),
         "chance_top5": round(min(1.0, 5 / max(len(model.vocab), 1)), 4),
         "subject_in_vocab": round(sum(in_vocab) / len(frames), 4),
         "vocab_size": len(model.vocab),
