@@ -103,9 +103,9 @@ class BuildConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 10
-    batch_size: int = 32
-    lr: float = 2e-3
+    epochs: int = 40
+    batch_size: int = 16
+    lr: float = 3e-3
     weight_decay: float = 1e-4
     image_size: int = 64
     embed_dim: int = 128
