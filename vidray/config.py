@@ -60,7 +60,7 @@ class LabelConfig:
     after_s: float = 10.0
     min_score: float = 0.5
     max_labels: int = 10
-    min_word_score: float = 0.5  # recognizer confidence below which a word is not a label
+    min_word_score: float = 0.7  # recognizer confidence below which a word is not a label
 
 
 @dataclass
