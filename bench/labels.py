@@ -14,10 +14,9 @@ import dataclasses
 import itertools
 import json
 import time
-from pathlib import Path
 
 from vidray.config import BuildConfig
-from vidray.evaluate import load_truths, scene_lemmas
+from vidray.evaluate import load_truths, score_labels
 from vidray.sources import expand_inputs
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
@@ -25,28 +24,6 @@ from vidray.stages.keywords import KeywordsStage, load_nlp
 from vidray.stages.label import LabelStage
 from vidray.stages.shots import ShotsStage
 from vidray.stages.transcribe import TranscribeStage
-
-
-def score(rows: list[dict], truths: dict, said: dict) -> dict[str, float]:
-    n_labels = n_right = n_frames = n_subject = 0
-    for row in rows:
-        name = Path(row["source"]).name
-        truth = truths[name]
-        for f in row["frames"]:
-            idx = next(
-                (i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None
-            )
-            if idx is None:
-                continue
-            n_frames += 1
-            n_subject += truth.scenes[idx].subject in f["labels"]
-            n_labels += len(f["labels"])
-            n_right += sum(lab in said[name][idx] for lab in f["labels"])
-    return {
-        "precision": round(n_right / max(n_labels, 1), 3),
-        "subject_recall": round(n_subject / max(n_frames, 1), 3),
-        "labels_per_frame": round(n_labels / max(n_frames, 1), 2),
-    }
 
 
 def main() -> None:
@@ -60,7 +37,6 @@ def main() -> None:
     cfg.transcribe.vocabulary = args.vocabulary
     truths = load_truths(args.samples)
     nlp = load_nlp("blank:en")
-    said = {n: scene_lemmas(t, nlp) for n, t in truths.items()}
     rows = expand_inputs([args.samples])
     t0 = time.time()
     rows = TranscribeStage(cfg.transcribe)(DecodeStage(cfg.decode)(rows)).to_pylist()
@@ -86,7 +62,8 @@ def main() -> None:
             "window_s": window,
             "min_score": min_score,
         }
-        print(json.dumps({**setting, **score(out, truths, said)}))
+        frames = [{**f, "source": row["source"]} for row in out for f in row["frames"]]
+        print(json.dumps({**setting, **score_labels(frames, truths, nlp)}))
 
 
 if __name__ == "__main__":

@@ -24,39 +24,47 @@ def scene_lemmas(truth: VideoTruth, nlp: Any) -> list[set[str]]:
     ]
 
 
-def score_dataset(root: str, truth_dir: str | Path) -> dict[str, Any]:
+def score_labels(
+    frames: list[dict[str, Any]], truths: dict[str, VideoTruth], nlp: Any
+) -> dict[str, float]:
     """Label precision (labels said during the frame's scene), subject recall (frames whose
-    labels include the scene's subject), and frames sampled vs kept."""
-    truths = load_truths(truth_dir)
-    nlp = load_nlp("blank:en")
+    labels include the scene's subject) and labels per frame, over frames of known videos."""
     said = {name: scene_lemmas(t, nlp) for name, t in truths.items()}
-    frames = read_table(root, "frames", ["source", "frame_ts", "labels"]).to_pylist()
-    videos = read_table(root, "videos", ["source", "frames_sampled", "frames_kept"]).to_pylist()
     n_labels = n_right = n_frames = n_subject = 0
     for f in frames:
         name = Path(f["source"]).name
         if name not in truths:
             continue
-        truth = truths[name]
-        idx = next(
-            (i for i, s in enumerate(truth.scenes) if s.start <= f["frame_ts"] < s.end), None
-        )
+        scenes = truths[name].scenes
+        idx = next((i for i, s in enumerate(scenes) if s.start <= f["frame_ts"] < s.end), None)
         if idx is None:
             continue
         n_frames += 1
-        n_subject += truth.scenes[idx].subject in f["labels"]
+        n_subject += scenes[idx].subject in f["labels"]
         n_labels += len(f["labels"])
         n_right += sum(lab in said[name][idx] for lab in f["labels"])
-    sampled = sum(v["frames_sampled"] or 0 for v in videos if Path(v["source"]).name in truths)
-    kept = sum(v["frames_kept"] or 0 for v in videos if Path(v["source"]).name in truths)
     return {
-        "videos": len([v for v in videos if Path(v["source"]).name in truths]),
-        "frames_sampled": sampled,
-        "frames_kept": kept,
         "labels": n_labels,
         "labels_per_frame": round(n_labels / max(n_frames, 1), 3),
         "label_precision": round(n_right / max(n_labels, 1), 4),
         "subject_recall": round(n_subject / max(n_frames, 1), 4),
+    }
+
+
+def score_dataset(root: str, truth_dir: str | Path) -> dict[str, Any]:
+    """`score_labels` over a built dataset, with frames sampled vs kept."""
+    truths = load_truths(truth_dir)
+    frames = read_table(root, "frames", ["source", "frame_ts", "labels"]).to_pylist()
+    videos = [
+        v
+        for v in read_table(root, "videos", ["source", "frames_sampled", "frames_kept"]).to_pylist()
+        if Path(v["source"]).name in truths
+    ]
+    return {
+        "videos": len(videos),
+        "frames_sampled": sum(v["frames_sampled"] or 0 for v in videos),
+        "frames_kept": sum(v["frames_kept"] or 0 for v in videos),
+        **score_labels(frames, truths, load_nlp("blank:en")),
     }
 
 
