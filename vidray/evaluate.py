@@ -31,6 +31,8 @@ def score_labels(
     labels include the scene's subject) and labels per frame, over frames of known videos."""
     said = {name: scene_lemmas(t, nlp) for name, t in truths.items()}
     n_labels = n_right = n_frames = n_subject = 0
+    scenes_seen: set[tuple[str, int]] = set()
+    scenes_named: set[tuple[str, int]] = set()
     for f in frames:
         name = Path(f["source"]).name
         if name not in truths:
@@ -41,6 +43,9 @@ def score_labels(
             continue
         n_frames += 1
         n_subject += scenes[idx].subject in f["labels"]
+        scenes_seen.add((name, idx))
+        if scenes[idx].subject in f["labels"]:
+            scenes_named.add((name, idx))
         n_labels += len(f["labels"])
         n_right += sum(lab in said[name][idx] for lab in f["labels"])
     return {
@@ -48,6 +53,8 @@ def score_labels(
         "labels_per_frame": round(n_labels / max(n_frames, 1), 3),
         "label_precision": round(n_right / max(n_labels, 1), 4),
         "subject_recall": round(n_subject / max(n_frames, 1), 4),
+        # share of scenes with at least one kept frame labelled with the scene's subject
+        "scene_subject_recall": round(len(scenes_named) / max(len(scenes_seen), 1), 4),
     }
 
 
