@@ -8,7 +8,7 @@ import pytest
 
 from vidray.cli import main
 from vidray.config import load_config
-from vidray.evaluate import score_dataset, score_model
+from vidray.evaluate import score_dataset, score_model, truth_subjects
 from vidray.pipeline import run_build
 from vidray.query import load_model
 from vidray.sink import read_table
@@ -113,3 +113,16 @@ def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFix
 
     hits = model.search([model.vocab[0]], k=3)
     assert len(hits) == 3 and hits[0]["score"] >= hits[-1]["score"] and hits[0]["image"]
+    # words → frames: searching a subject's name finds a frame showing that subject
+    ids = set(model.split["train"]) | set(model.split["heldout"])
+    shown = {
+        (f["video_id"], f["frame_ts"]): f["subject"]
+        for f in truth_subjects(str(built), corpus / "videos", ids)
+    }
+    known = sorted({s for s in shown.values() if s in model.vocab})
+    found = [
+        shown.get((h["video_id"], h["frame_ts"])) == s
+        for s in known
+        for h in model.search([s], k=1, with_images=False)
+    ]
+    assert known and sum(found) >= 0.6 * len(known), (known, found)

@@ -13,6 +13,8 @@ import numpy as np
 from vidray.train.data import load_image
 from vidray.train.ray_train import MODEL_FILE
 
+INDEX_FORMAT = 2  # bump when the cached index columns change
+
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), size):
@@ -69,10 +71,8 @@ class VidrayModel:
     def embed_images(self, images: Sequence[Any]) -> np.ndarray:
         return self._forward(images)[0]
 
-    def embed_words(self, words: Sequence[str]) -> np.ndarray:
-        """Words (any inflection: "tomatoes", "sliced") → a normalised query embedding."""
-        import torch
-
+    def word_weights(self, words: Sequence[str]) -> np.ndarray:
+        """Words (any inflection: "tomatoes", "sliced") → a 0/1 weight per vocabulary entry."""
         from vidray.stages.keywords import load_nlp
 
         if self._nlp is None:
@@ -88,17 +88,25 @@ class VidrayModel:
             raise ValueError(
                 f"none of {list(words)} is in the model's vocabulary of {len(self.vocab)} words"
             )
+        return weights
+
+    def embed_words(self, words: Sequence[str]) -> np.ndarray:
+        """Words → a normalised embedding in the space the images are embedded in."""
+        import torch
+
         with torch.no_grad():
-            return self.net.embed_words(torch.from_numpy(weights[None])).numpy()[0]
+            weights = torch.from_numpy(self.word_weights(words)[None])
+            return self.net.embed_words(weights).numpy()[0]
 
     def index_dataset(self, root: str) -> None:
-        """Embed every frame of a dataset once; cached next to the model as Parquet."""
+        """Run every frame of a dataset through the model once: its image embedding and its
+        word probabilities, cached next to the model as Parquet."""
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         from vidray.sink import read_table
 
-        key = hashlib.sha1(root.encode()).hexdigest()[:12]
+        key = hashlib.sha1(f"{INDEX_FORMAT}:{root}".encode()).hexdigest()[:12]
         cache = self.dir / "index" / f"{key}.parquet"
         model_time = (self.dir / MODEL_FILE).stat().st_mtime
         if cache.is_file() and cache.stat().st_mtime >= model_time:
@@ -106,32 +114,43 @@ class VidrayModel:
         else:
             frames = read_table(root, "frames", ["video_id", "source", "frame_ts", "image"])
             images = frames.column("image").to_pylist()
-            emb = self.embed_images(images) if images else np.zeros((0, 1), np.float32)
-            table = frames.drop_columns(["image"]).append_column(
-                "embedding", pa.array(list(emb.astype(np.float32)), pa.list_(pa.float32()))
+            emb, probs = self._forward(images) if images else (np.zeros((0, 1)), np.zeros((0, 1)))
+            vectors = pa.list_(pa.float32())
+            table = (
+                frames.drop_columns(["image"])
+                .append_column("embedding", pa.array(list(emb.astype(np.float32)), vectors))
+                .append_column("word_probs", pa.array(list(probs.astype(np.float32)), vectors))
             )
             cache.parent.mkdir(exist_ok=True)
             pq.write_table(table, cache)
-        meta = table.drop_columns(["embedding"]).to_pylist()
-        matrix = (
-            np.stack(table.column("embedding").to_numpy(zero_copy_only=False))
-            if len(meta)
-            else None
-        )
-        self._index = {"root": root, "meta": meta, "matrix": matrix}
+        meta = table.drop_columns(["embedding", "word_probs"]).to_pylist()
+
+        def matrix(column: str) -> np.ndarray | None:
+            return np.stack(table.column(column).to_numpy(zero_copy_only=False)) if meta else None
+
+        self._index = {
+            "root": root,
+            "meta": meta,
+            "embedding": matrix("embedding"),
+            "word_probs": matrix("word_probs"),
+        }
 
     def search(
         self, words: Sequence[str], k: int = 10, with_images: bool = True
     ) -> list[dict[str, Any]]:
-        """The k indexed frames whose image embeddings best match the words (cosine)."""
+        """The k indexed frames that best match the words: the mean probability the model
+        gives the query words for each frame, ties broken by embedding cosine similarity."""
         if self._index is None:
             self.index_dataset(self.split["root"])
         assert self._index is not None
-        if self._index["matrix"] is None:
+        if self._index["word_probs"] is None:
             return []
-        scores = self._index["matrix"] @ self.embed_words(words)
+        weights = self.word_weights(words)
+        probs = self._index["word_probs"] @ weights / weights.sum()
+        cosine = self._index["embedding"] @ self.embed_words(words)
+        scores = probs + 1e-3 * cosine
         top = np.argsort(-scores)[:k]
-        hits = [{**self._index["meta"][i], "score": float(scores[i])} for i in top]
+        hits = [{**self._index["meta"][i], "score": float(probs[i])} for i in top]
         if with_images:
             self._attach_images(hits)
         return hits
