@@ -111,8 +111,7 @@ class DecodeStage(Stage):
 
     name = "decode"
 
-    def __init__(self, cfg: DecodeConfig) -> None:
-        super().__init__(cfg)
+    cfg: DecodeConfig
 
     def process(self, row: Row) -> Row:
         out = decode_video(row["source"], self.cfg)

@@ -89,8 +89,7 @@ class DedupStage(Stage):
 
     name = "dedup"
 
-    def __init__(self, cfg: DedupConfig) -> None:
-        super().__init__(cfg)
+    cfg: DedupConfig
 
     def process(self, row: Row) -> Row:
         frames = [{**f, "phash": phash(f["image"])} for f in row.get("frames") or []]

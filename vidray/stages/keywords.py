@@ -79,8 +79,7 @@ class KeywordsStage(Stage):
 
     name = "keywords"
 
-    def __init__(self, cfg: KeywordsConfig) -> None:
-        super().__init__(cfg)
+    cfg: KeywordsConfig
 
     def setup(self) -> None:
         self.nlp = load_nlp(self.cfg.spacy_model)

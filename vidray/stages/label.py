@@ -73,8 +73,7 @@ class LabelStage(Stage):
 
     name = "label"
 
-    def __init__(self, cfg: LabelConfig) -> None:
-        super().__init__(cfg)
+    cfg: LabelConfig
 
     def process(self, row: Row) -> Row:
         keywords = row.get("keywords") or []

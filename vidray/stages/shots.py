@@ -69,8 +69,7 @@ class ShotsStage(Stage):
 
     name = "shots"
 
-    def __init__(self, cfg: ShotsConfig) -> None:
-        super().__init__(cfg)
+    cfg: ShotsConfig
 
     def process(self, row: Row) -> Row:
         frames = sorted(row.get("frames") or [], key=lambda f: f["frame_ts"])
