@@ -56,7 +56,7 @@ def cmd_build(args: argparse.Namespace) -> int:
         f"{result.frames_kept}/{result.frames_sampled} frames kept in {result.seconds:.1f}s"
     )
     if not tty or args.json:
-        print(json.dumps({k: v for k, v in vars(result).items() if k != "error_rows"}))
+        print(json.dumps(vars(result)))
     print(f"next: vidray train {args.output} --model-dir MODEL_DIR")
     return 0
 

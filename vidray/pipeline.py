@@ -6,7 +6,7 @@ import logging
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from vidray.config import BuildConfig, StageResources
@@ -30,7 +30,6 @@ class BuildResult:
     frames_sampled: int = 0
     frames_kept: int = 0
     seconds: float = 0.0
-    error_rows: list[dict[str, Any]] = field(default_factory=list)
 
 
 def stage_plan(
@@ -105,7 +104,6 @@ def run_build(
     for i, summary in enumerate(ds.iter_rows(), 1):
         if summary["error"]:
             result.errors += 1
-            result.error_rows.append(summary)
         else:
             result.videos += 1
             result.frames_sampled += summary["frames_sampled"]

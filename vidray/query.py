@@ -156,19 +156,17 @@ class VidrayModel:
         return hits
 
     def _attach_images(self, hits: list[dict[str, Any]]) -> None:
-        import pyarrow.compute as pc
+        import pyarrow.dataset as pads
 
         from vidray.sink import read_table
 
         assert self._index is not None
-        frames = read_table(self._index["root"], "frames", ["video_id", "frame_ts", "image"])
-        ids = frames.filter(
-            pc.is_in(
-                frames["video_id"],
-                value_set=__import__("pyarrow").array([h["video_id"] for h in hits]),
-            )
+        # Only the hits' videos are read: image bytes are most of a dataset's size.
+        wanted = pads.field("video_id").isin(sorted({h["video_id"] for h in hits}))
+        frames = read_table(
+            self._index["root"], "frames", ["video_id", "frame_ts", "image"], wanted
         )
-        lookup = {(r["video_id"], r["frame_ts"]): r["image"] for r in ids.to_pylist()}
+        lookup = {(r["video_id"], r["frame_ts"]): r["image"] for r in frames.to_pylist()}
         for h in hits:
             h["image"] = lookup.get((h["video_id"], h["frame_ts"]))
 

@@ -11,7 +11,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from vidray.config import OutputConfig
-from vidray.schema import ERRORS_SCHEMA, FRAMES_SCHEMA, TABLES, VIDEOS_SCHEMA, to_table
+from vidray.schema import TABLES, to_table
 from vidray.stages.base import Batch, Row, to_rows
 
 
@@ -115,20 +115,23 @@ def summary(row: Row) -> dict[str, Any]:
     }
 
 
-def read_table(root: str, table: str, columns: list[str] | None = None) -> pa.Table:
-    """One table of a dataset root, with its declared schema (empty if none was written)."""
+def read_table(
+    root: str, table: str, columns: list[str] | None = None, filters: Any = None
+) -> pa.Table:
+    """One table of a dataset root, with its declared schema (empty if none was written);
+    `filters` (a pyarrow expression) is pushed down so unwanted rows are never loaded."""
     fs, base = open_root(root)
-    schema = {"frames": FRAMES_SCHEMA, "videos": VIDEOS_SCHEMA, "errors": ERRORS_SCHEMA}[table]
-    info = fs.get_file_info(f"{base}/{table}")
-    if info.type == pafs.FileType.NotFound:
-        empty = schema.empty_table()
-        return empty.select(columns) if columns else empty
-    files = sorted(
-        f.path
-        for f in fs.get_file_info(pafs.FileSelector(f"{base}/{table}"))
-        if f.path.endswith(".parquet") and not f.base_name.startswith(".")
-    )
+    schema = TABLES[table]
+    folder = f"{base}/{table}"
+    files = []
+    if fs.get_file_info(folder).type != pafs.FileType.NotFound:
+        files = sorted(
+            f.path
+            for f in fs.get_file_info(pafs.FileSelector(folder))
+            if f.path.endswith(".parquet") and not f.base_name.startswith(".")
+        )
     if not files:
         empty = schema.empty_table()
         return empty.select(columns) if columns else empty
-    return pq.ParquetDataset(files, filesystem=fs, schema=schema).read(columns=columns)
+    dataset = pq.ParquetDataset(files, filesystem=fs, schema=schema, filters=filters)
+    return dataset.read(columns=columns)
