@@ -37,17 +37,21 @@ def cmd_build(args: argparse.Namespace) -> int:
     from vidray.pipeline import run_build
 
     cfg = _config(args, "build")
+    if args.max_videos is not None:
+        cfg.build.sources.max_videos = args.max_videos
     tty = sys.stdout.isatty()
 
     def progress(summary: dict[str, Any], done: int, total: int) -> None:
         if summary["error"]:
-            what = f"error at {summary['error_stage']}: {summary['error']}"
+            what = (
+                f"error at {summary['error_stage']} ({summary['error_reason']}): {summary['error']}"
+            )
         else:
             what = (
                 f"{summary['n_words']} words, {summary['frames_kept']}/{summary['frames_sampled']} "
                 f"frames kept, {summary['n_labels']} labels"
             )
-        name = Path(summary["source"] or "?").name
+        name = summary["url"] or Path(summary["source"] or "?").name
         print(f"[{done}/{total}] {name}: {what}", flush=True)
 
     result = run_build(args.inputs, args.output, cfg.build, progress=progress)
@@ -148,8 +152,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("build", help="build the labelled frame dataset from videos")
     b.add_argument(
-        "inputs", nargs="+", help="video files or folders; key=value overrides may follow"
+        "inputs",
+        nargs="+",
+        help="video files or folders, URLs, URL lists (.txt/.csv/.parquet/.jsonl), playlists, "
+        "channels, searches (ytsearch20:QUERY), s3:// prefixes; key=value overrides may follow",
     )
+    b.add_argument("--max-videos", type=int, help="stop expanding inputs after this many videos")
     b.add_argument("--output", "-o", required=True, help="a local folder or s3://bucket/prefix")
     b.add_argument("--config", help="YAML config (default: configs/local.yaml)")
     b.add_argument("--json", action="store_true", help="print a JSON summary at the end")

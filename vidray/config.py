@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,11 +20,44 @@ class ConfigError(ValueError):
 
 
 @dataclass
+class SourcesConfig:
+    max_videos: int | None = None  # stop expanding inputs after this many distinct videos
+    urls_per_task: int = 16  # playlist/channel/search URLs resolved per Ray task
+    max_tasks_in_flight: int = 8
+
+
+@dataclass
+class FetchConfig:
+    target_height: int = 360  # the smallest video stream at or above this height, best audio
+    audio_only: bool = False  # fetch audio alone (no frames wanted)
+    max_filesize: str = "4G"
+    max_duration_s: float = 6 * 3600.0
+    subtitles: bool = False  # fetch subtitles and automatic captions with the video
+    subtitle_langs: list[str] = field(default_factory=lambda: ["en", "en-orig", "en.*"])
+    retries: int = 4  # for transient failures only (timeouts, 5xx, resets, incomplete reads)
+    backoff_s: float = 2.0  # the first retry waits about this long, doubling each time
+    max_backoff_s: float = 120.0
+    socket_timeout_s: float = 30.0
+    per_host: int = 4  # concurrent downloads from one host across the whole cluster
+    min_interval_s: float = 0.0  # between download starts on one host
+    rate_limit: str | None = None  # bytes per second per download, e.g. "4M"
+    cookies: str | None = None  # a Netscape cookies.txt file
+    proxy: str | None = None
+    user_agent: str | None = None
+    scratch_dir: str | None = None  # default: <tmp>/vidray-scratch on each node
+    scratch_budget: str = "20G"  # downloads wait while the scratch folder holds this much
+    scratch_wait_s: float = 600.0
+    keep_media: bool = False  # keep fetched media under ROOT/media (else deleted after decoding)
+
+
+@dataclass
 class DecodeConfig:
     every_s: float = 3.0  # one frame every this many seconds, at the centre of each interval
     short_side: int = 256  # frames are resized so their short side is this many pixels
     jpeg_quality: int = 90
     sample_rate: int = 16_000
+    strategy: str = "auto"  # auto | seek | sequential | keyframes (see stages/decode.py)
+    snap_to_keyframes: bool = False  # auto may take the nearest keyframe for each sample time
 
 
 @dataclass
@@ -71,7 +105,7 @@ class OutputConfig:
 
 @dataclass
 class StageResources:
-    num_cpus: float = 0.25
+    num_cpus: float = 0.125  # fractional: network- and I/O-bound stages share a core
     min_actors: int = 1
     max_actors: int = 1
     batch_size: int = 1
@@ -81,6 +115,7 @@ class StageResources:
 class RayConfig:
     address: str | None = None  # None: start or join a local Ray
     num_cpus: int | None = None  # for a local Ray started by vidray
+    fetch: StageResources = field(default_factory=StageResources)
     decode: StageResources = field(default_factory=StageResources)
     transcribe: StageResources = field(default_factory=StageResources)
     keywords: StageResources = field(default_factory=StageResources)
@@ -92,6 +127,8 @@ class RayConfig:
 
 @dataclass
 class BuildConfig:
+    sources: SourcesConfig = field(default_factory=SourcesConfig)
+    fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
     keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
@@ -127,6 +164,17 @@ class TrainConfig:
 class Config:
     build: BuildConfig = field(default_factory=BuildConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+
+SIZE_UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def parse_size(text: str | int) -> int:
+    """Bytes from `123`, `"500M"`, `"4G"` or `"1.5GiB"`."""
+    match = re.fullmatch(r"\s*([\d.]+)\s*([KMGT]?)(i?B)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ConfigError(f"not a size: {text!r} (write e.g. 500M or 4G)")
+    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
 
 
 def load_config(

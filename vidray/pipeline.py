@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
-from vidray.config import BuildConfig, StageResources
+from vidray.config import BuildConfig, FetchConfig, StageResources
 from vidray.sink import ParquetSink, check_output
-from vidray.sources import expand_inputs
+from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
+from vidray.stages.fetch import FetchStage, HostGate
 from vidray.stages.keywords import KeywordsStage
 from vidray.stages.label import LabelStage
 from vidray.stages.shots import ShotsStage
@@ -33,10 +36,12 @@ class BuildResult:
 
 
 def stage_plan(
-    cfg: BuildConfig, output: str
+    cfg: BuildConfig, output: str, gate: Any = None
 ) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
     """(name, callable class, constructor args, resources) for each stage, in order."""
+    media = f"{output.rstrip('/')}/media"
     return [
+        ("fetch", FetchStage, (cfg.fetch, media, gate), cfg.ray.fetch),
         ("decode", DecodeStage, (cfg.decode,), cfg.ray.decode),
         ("transcribe", TranscribeStage, (cfg.transcribe,), cfg.ray.transcribe),
         ("keywords", KeywordsStage, (cfg.keywords,), cfg.ray.keywords),
@@ -79,16 +84,27 @@ def run_build(
     import ray
     import ray.data
 
-    rows = expand_inputs(inputs)
+    entries = read_inputs(inputs)
     check_output(output)
-    plan = stage_plan(cfg, output)
     if not ray.is_initialized():
         ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus, log_to_driver=False)
-    check_fits(plan, ray.cluster_resources().get("CPU", 0.0))
+    check_fits(stage_plan(cfg, output), ray.cluster_resources().get("CPU", 0.0))
+    rows = expand_inputs(
+        entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
+    )
+    # One gate for the whole cluster: the per-host download cap holds across every fetch actor.
+    gate_actor = (
+        ray.remote(HostGate)
+        .options(num_cpus=0)
+        .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
+    )
+    plan = stage_plan(cfg, output, RemoteGate(gate_actor))
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
-    ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    rows = [{k: row.get(k) for k in keys} for row in rows]
+    ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
     for _name, cls, args, res in plan:
         ds = ds.map_batches(
             cls,
@@ -112,3 +128,39 @@ def run_build(
             progress(summary, i, len(rows))
     result.seconds = time.time() - start
     return result
+
+
+class RemoteGate:
+    """The fetch stage's `Gate`, answered by one `HostGate` actor shared by all fetch actors."""
+
+    def __init__(self, actor: Any) -> None:
+        self.actor = actor
+
+    def try_acquire(self, host: str) -> float:
+        import ray
+
+        return float(ray.get(self.actor.try_acquire.remote(host)))
+
+    def release(self, host: str) -> None:
+        self.actor.release.remote(host)
+
+
+def ray_runner(
+    max_in_flight: int,
+) -> Callable[[list[list[str]], FetchConfig], Iterator[list[list[dict[str, Any]]]]]:
+    """Resolve URL batches (playlists, channels, searches) as Ray tasks, a bounded number at a
+    time, yielding results in input order; a consumer that stops early stops the submitting."""
+    import ray
+
+    remote: Any = ray.remote(num_cpus=0.1, max_retries=2)(resolve_urls)
+
+    def run(chunks: list[list[str]], fetch: FetchConfig) -> Iterator[list[list[dict[str, Any]]]]:
+        todo = iter(chunks)
+        flight = deque(remote.remote(c, fetch) for c in islice(todo, max_in_flight))
+        while flight:
+            result = ray.get(flight.popleft())
+            if (chunk := next(todo, None)) is not None:
+                flight.append(remote.remote(chunk, fetch))
+            yield result
+
+    return run

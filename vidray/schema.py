@@ -48,11 +48,36 @@ FRAMES_SCHEMA = pa.schema(
     ]
 )
 
+CHAPTER_TYPE = pa.struct([("title", pa.string()), ("start", pa.float64()), ("end", pa.float64())])
+
+SUBTITLE_TYPE = pa.struct(
+    [("lang", pa.string()), ("ext", pa.string()), ("automatic", pa.bool_()), ("text", pa.string())]
+)
+
 VIDEOS_SCHEMA = pa.schema(
     [
-        ("video_id", pa.string()),
-        ("source", pa.string()),
+        ("video_id", pa.string()),  # <extractor>:<id>, url:<hash>, file:<hash> or s3:<hash>
+        ("source", pa.string()),  # the input: a local file, an s3:// object or a web URL
+        ("url", pa.string()),  # the page of a web video
+        ("extractor", pa.string()),
         ("title", pa.string()),
+        ("uploader", pa.string()),
+        ("channel", pa.string()),
+        ("upload_date", pa.string()),  # YYYYMMDD as the site gives it
+        ("web_duration_s", pa.float64()),  # the duration the site states
+        ("categories", pa.list_(pa.string())),
+        ("tags", pa.list_(pa.string())),
+        ("license", pa.string()),
+        ("declared_language", pa.string()),  # the language the site states
+        ("chapters", pa.list_(CHAPTER_TYPE)),
+        ("view_count", pa.int64()),
+        ("playlist", pa.string()),  # the playlist, channel or search it was found through
+        ("extra", pa.string()),  # JSON object: the URL list's other columns
+        ("subtitles", pa.list_(SUBTITLE_TYPE)),  # fetched with fetch.subtitles
+        ("media", pa.string()),  # where the media was kept (fetch.keep_media)
+        ("fetch_attempts", pa.int32()),
+        ("decode_strategy", pa.string()),  # seek, sequential or keyframes
+        ("warnings", pa.list_(pa.string())),  # e.g. a truncated file decoded as far as it goes
         ("duration_s", pa.float64()),
         ("width", pa.int32()),
         ("height", pa.int32()),
@@ -74,9 +99,13 @@ ERRORS_SCHEMA = pa.schema(
     [
         ("video_id", pa.string()),
         ("source", pa.string()),
-        ("stage", pa.string()),
+        ("url", pa.string()),
+        ("stage", pa.string()),  # sources, fetch, decode, transcribe, ...
+        ("reason", pa.string()),  # a category: not_found, timeout, corrupt, no_video_stream, ...
         ("error_type", pa.string()),
         ("message", pa.string()),
+        ("attempts", pa.int32()),
+        ("extra", pa.string()),
     ]
 )
 

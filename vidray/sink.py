@@ -49,9 +49,13 @@ def split_rows(rows: list[Row], pixels: bool = True) -> dict[str, list[Row]]:
                 {
                     "video_id": row.get("video_id"),
                     "source": row.get("source"),
+                    "url": row.get("url"),
                     "stage": row.get("error_stage"),
+                    "reason": row.get("error_reason"),
                     "error_type": row.get("error_type"),
                     "message": row.get("error"),
+                    "attempts": row.get("attempts"),
+                    "extra": row.get("extra"),
                 }
             )
             continue
@@ -106,7 +110,9 @@ def summary(row: Row) -> dict[str, Any]:
     return {
         "video_id": row.get("video_id"),
         "source": row.get("source"),
+        "url": row.get("url"),
         "error_stage": row.get("error_stage"),
+        "error_reason": row.get("error_reason"),
         "error": row.get("error"),
         "frames_sampled": row.get("frames_sampled") or 0,
         "frames_kept": row.get("frames_kept") or 0,

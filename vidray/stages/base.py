@@ -35,6 +35,15 @@ def _plain(value: Any) -> Any:
     return value.tolist() if hasattr(value, "tolist") else value
 
 
+class VideoError(Exception):
+    """A per-video failure with a reason category (`not_found`, `corrupt`, `timeout`, ...)."""
+
+    def __init__(self, reason: str, message: str, attempts: int = 1) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.attempts = attempts
+
+
 class Stage:
     """Cheap `__init__(cfg)`; `setup()` loads heavy things once per actor; `process(row) -> row`.
 
@@ -74,7 +83,14 @@ class Stage:
 
 def failed(row: Row, stage: str, exc: BaseException | str, error_type: str | None = None) -> Row:
     """Mark `row` as failed at `stage`; heavy payload columns are dropped from it."""
-    keep = {k: row.get(k) for k in ("video_id", "source")}
+    keep = {k: row.get(k) for k in ("video_id", "source", "url", "extra")}
     message = str(exc) if str(exc) else type(exc).__name__
     kind = error_type or (type(exc).__name__ if isinstance(exc, BaseException) else "Error")
-    return {**keep, "error": message[:2000], "error_stage": stage, "error_type": kind}
+    return {
+        **keep,
+        "error": message[:2000],
+        "error_stage": stage,
+        "error_type": kind,
+        "error_reason": getattr(exc, "reason", None) or "error",
+        "attempts": getattr(exc, "attempts", 1),
+    }

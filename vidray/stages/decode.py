@@ -1,15 +1,37 @@
-"""Decode: a video file → 16 kHz mono audio and one JPEG frame every `every_s` seconds (PyAV)."""
+"""Decode: a video file → 16 kHz mono FLAC audio and one JPEG frame every `every_s` seconds (PyAV).
+
+One demux pass reads the file once. Audio is decoded, resampled and FLAC-encoded as it
+arrives; video packets are decoded only as far as the sample times need:
+
+- `seek`: packets before the keyframe that precedes the next sample time are skipped, so
+  decoding restarts at that keyframe (a seek that costs no second read of the file);
+- `sequential`: every packet is decoded (files whose timestamps cannot be trusted);
+- `keyframes`: only keyframes are decoded and each sample time takes the nearest one
+  (`decode.snap_to_keyframes`).
+
+Far from a sample time, non-reference frames are not decoded at all (nothing depends on
+them). Every strategy gives the same `frame_ts` for the same config; `seek` and
+`sequential` also give the same pixels. Memory is bounded: compressed audio, the JPEGs and at
+most one GOP of compressed packets are held, never decoded frames of the whole video.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import io
-from pathlib import Path
+import math
+import os
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from vidray.audio import FlacWriter
 from vidray.config import DecodeConfig
-from vidray.stages.base import Row, Stage
+from vidray.stages.base import Row, Stage, VideoError
+
+STRATEGIES = ("auto", "seek", "sequential", "keyframes")
+MAX_BUFFERED_BYTES = 32 << 20  # a GOP longer than this is decoded as it comes
 
 
 def sample_times(duration: float, every_s: float) -> list[float]:
@@ -17,7 +39,11 @@ def sample_times(duration: float, every_s: float) -> list[float]:
     if duration <= 0 or every_s <= 0:
         return []
     n = max(1, int(duration / every_s + 0.5))
-    return [round((k + 0.5) * every_s, 6) for k in range(n) if (k + 0.5) * every_s < duration]
+    return [sample_time(k, every_s) for k in range(n) if (k + 0.5) * every_s < duration]
+
+
+def sample_time(k: int, every_s: float) -> float:
+    return round((k + 0.5) * every_s, 6)
 
 
 def scaled_size(width: int, height: int, short_side: int) -> tuple[int, int]:
@@ -34,68 +60,290 @@ def encode_jpeg(rgb: np.ndarray, quality: int) -> bytes:
     return buf.getvalue()
 
 
+def choose_strategy(cfg: DecodeConfig, timestamps_ok: bool) -> str:
+    if cfg.strategy not in STRATEGIES:
+        raise ValueError(f"decode.strategy must be one of {', '.join(STRATEGIES)}")
+    if not timestamps_ok:
+        return "sequential"  # without packet times there is no telling what can be skipped
+    if cfg.strategy == "auto":
+        return "keyframes" if cfg.snap_to_keyframes else "seek"
+    return cfg.strategy
+
+
+@dataclass
+class Geometry:
+    """Frame size at display aspect (non-square pixels corrected), short side scaled down."""
+
+    width: int
+    height: int
+
+    @classmethod
+    def of(cls, stream: Any, short_side: int) -> Geometry:
+        cc = stream.codec_context
+        if not cc.width or not cc.height:
+            raise VideoError("corrupt", "video stream has no frame size")
+        sar = stream.sample_aspect_ratio or cc.sample_aspect_ratio
+        width = cc.width * float(sar) if sar and float(sar) > 0 else cc.width
+        return cls(*scaled_size(round(width), cc.height, short_side))
+
+    def render(self, frame: Any, quality: int) -> tuple[bytes, int, int]:
+        """JPEG of the frame turned upright (phone videos carry a display rotation), and its size."""
+        rgb = frame.to_ndarray(
+            width=self.width, height=self.height, format="rgb24", interpolation="AREA"
+        )
+        turns = round((getattr(frame, "rotation", 0) or 0) / 90) % 4
+        if turns:  # PyAV's rotation is counter-clockwise, as ffmpeg's autorotate applies it
+            rgb = np.ascontiguousarray(np.rot90(rgb, k=turns))
+        return encode_jpeg(rgb, quality), rgb.shape[1], rgb.shape[0]
+
+
+@dataclass
+class FramePicker:
+    """Hands out the sample times in order and keeps the JPEG chosen for each."""
+
+    cfg: DecodeConfig
+    geometry: Geometry
+    fps: float
+    duration: float | None
+    k: int = 0
+    last_ts: float = -math.inf
+    frames: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def target(self) -> float | None:
+        t = sample_time(self.k, self.cfg.every_s)
+        if self.duration is not None and (self.k + 0.5) * self.cfg.every_s >= self.duration:
+            return None
+        return t
+
+    def frame_time(self, frame: Any) -> float:
+        """The frame's time; synthesised from the frame rate where missing or running backwards."""
+        ts = frame.time
+        if ts is None or ts < self.last_ts - 1e-6:
+            ts = (self.last_ts + 1.0 / self.fps) if self.last_ts > -math.inf else 0.0
+        self.last_ts = float(ts)
+        return self.last_ts
+
+    def offer(self, frame: Any) -> None:
+        """The first frame at or after a sample time (within half a frame) stands for it."""
+        ts = self.frame_time(frame)
+        rendered = None
+        while (t := self.target) is not None and ts + 1e-6 >= t - 0.5 / self.fps:
+            rendered = rendered or self.geometry.render(frame, self.cfg.jpeg_quality)
+            self.take(t, rendered)
+
+    def take(self, t: float, rendered: tuple[bytes, int, int]) -> None:
+        half = self.cfg.every_s / 2
+        jpeg, width, height = rendered
+        self.frames.append(
+            {
+                "frame_ts": t,
+                "spans": [[max(0.0, t - half), t + half]],  # the interval it stands for
+                "image": jpeg,
+                "width": width,
+                "height": height,
+            }
+        )
+        self.k += 1
+
+
 def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
-    """One sequential pass over the file: resampled audio and the frames at the sample times."""
+    """Audio as FLAC and the sampled frames of one file, in a single demux pass."""
+    import av
+
+    if os.path.getsize(path) == 0:
+        raise VideoError("empty", "the file is empty (0 bytes)")
+    try:
+        container = av.open(path)
+    except av.error.FFmpegError as exc:
+        raise VideoError("corrupt", f"cannot open as media: {exc}") from exc
+    with container:
+        if not container.streams.video:
+            kind = "audio-only file" if container.streams.audio else "no streams"
+            raise VideoError("no_video_stream", f"no video stream ({kind})")
+        vstream = container.streams.video[0]
+        if vstream.codec_context is None or vstream.codec_context.codec is None:
+            raise VideoError("unsupported_codec", "no decoder for the video stream")
+        astream = container.streams.audio[0] if container.streams.audio else None
+        fps = _fps(vstream)
+        picker = FramePicker(
+            cfg, Geometry.of(vstream, cfg.short_side), fps, _duration(container, vstream)
+        )
+        strategy = choose_strategy(cfg, timestamps_ok=_has_timestamps(path))
+        reader = _VideoReader(vstream, picker, strategy, margin=0.5 / fps + 1e-6)
+        audio = _AudioReader(cfg.sample_rate) if astream is not None else None
+        streams = [s for s in (vstream, astream) if s is not None]
+        warnings: list[str] = []
+        try:
+            for packet in container.demux(*streams):
+                if packet.size == 0:
+                    continue
+                if packet.stream is vstream:
+                    reader.push(packet)
+                elif audio is not None:
+                    audio.push(packet)
+        except av.error.FFmpegError as exc:
+            if not picker.frames and not reader.seen:
+                raise VideoError("corrupt", f"unreadable media: {exc}") from exc
+            warnings.append(f"stopped early, the rest is unreadable: {exc}")
+        reader.finish()
+        if not picker.frames:
+            raise VideoError("no_frames", "no frames could be decoded")
+        pcm = audio.finish() if audio is not None else None
+        duration = picker.duration or max(reader.last_time, picker.last_ts)
+        return {
+            "duration_s": duration,
+            "fps": fps,
+            "has_audio": astream is not None,
+            "audio": pcm,
+            "frames": picker.frames,
+            "decode_strategy": reader.used,
+            "warnings": warnings + audio.warnings if audio else warnings,
+        }
+
+
+class _VideoReader:
+    """Feeds video packets to the decoder only as far as the pending sample time needs."""
+
+    def __init__(self, stream: Any, picker: FramePicker, strategy: str, margin: float) -> None:
+        self.stream, self.picker, self.strategy, self.margin = stream, picker, strategy, margin
+        self.cc = stream.codec_context
+        self.tb = float(stream.time_base) if stream.time_base else 0.0
+        self.buffer: list[Any] = []
+        self.buffered = 0
+        self.skipped = 0
+        self.seen = 0
+        self.last_time = 0.0
+        self.gap = False  # packets were skipped since the decoder last ran
+        self.prev_key: tuple[float, Any] | None = None
+        if strategy == "keyframes":
+            self.cc.skip_frame = "NONKEY"
+
+    @property
+    def used(self) -> str:
+        return (
+            "seek"
+            if self.strategy == "seek" and self.skipped
+            else ("keyframes" if self.strategy == "keyframes" else "sequential")
+        )
+
+    def push(self, packet: Any) -> None:
+        self.seen += 1
+        t = packet.pts * self.tb if packet.pts is not None else None
+        if t is not None:
+            self.last_time = max(self.last_time, t + 1.0 / self.picker.fps)
+        if self.strategy == "keyframes":
+            if packet.is_keyframe:
+                self._decode(packet, keyframes=True)
+            return
+        near = t is None or (
+            (target := self.picker.target) is not None and t >= target - self.margin
+        )
+        if self.strategy == "sequential" or near:
+            self._run([*self.buffer, packet], t)
+            self.buffer, self.buffered = [], 0
+            return
+        if packet.is_keyframe and self.buffer:  # nothing before this keyframe is needed
+            self.skipped += len(self.buffer)
+            self.buffer, self.buffered, self.gap = [], 0, True
+        self.buffer.append(packet)
+        self.buffered += packet.size
+        if self.buffered > MAX_BUFFERED_BYTES:  # a very long GOP: decode it rather than hold it
+            self._run(self.buffer, t)
+            self.buffer, self.buffered = [], 0
+
+    def _run(self, packets: list[Any], t: float | None) -> None:
+        if self.gap:
+            self.cc.flush_buffers()
+            self.gap = False
+        for p in packets:
+            pt = p.pts * self.tb if p.pts is not None else None
+            target = self.picker.target
+            near = pt is None or (target is not None and pt >= target - self.margin)
+            self.cc.skip_frame = "DEFAULT" if near else "NONREF"
+            self._decode(p)
+
+    def _decode(self, packet: Any | None, keyframes: bool = False) -> None:
+        for frame in self.stream.decode(packet):
+            if keyframes:
+                self._offer_keyframe(frame)
+            else:
+                self.picker.offer(frame)
+
+    def _offer_keyframe(self, frame: Any) -> None:
+        """Each sample time takes the nearer of the keyframes around it."""
+        picker = self.picker
+        ts = picker.frame_time(frame)
+        while (t := picker.target) is not None and t <= ts:
+            prev = self.prev_key
+            use = prev if prev is not None and t - prev[0] <= ts - t else (ts, frame)
+            picker.take(t, picker.geometry.render(use[1], picker.cfg.jpeg_quality))
+        self.prev_key = (ts, frame)
+
+    def finish(self) -> None:
+        if self.strategy == "keyframes":
+            self._decode(None, keyframes=True)
+            end = self.last_time - 0.5 / self.picker.fps
+            while (
+                self.prev_key
+                and (t := self.picker.target) is not None
+                and t - 0.5 / self.picker.fps <= end
+            ):
+                self.picker.take(
+                    t, self.picker.geometry.render(self.prev_key[1], self.picker.cfg.jpeg_quality)
+                )
+            return
+        if self.buffer and self.picker.target is not None:
+            self._run(self.buffer, None)
+        self.cc.skip_frame = "DEFAULT"
+        self._decode(None)
+
+
+class _AudioReader:
+    """Decodes, resamples to 16 kHz mono and FLAC-encodes audio packets as they arrive."""
+
+    def __init__(self, rate: int) -> None:
+        import av
+
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        self.writer = FlacWriter(rate)
+        self.warnings: list[str] = []
+
+    def push(self, packet: Any) -> None:
+        import av
+
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError as exc:  # one damaged audio packet is a click, not a failure
+            if len(self.warnings) < 3:
+                self.warnings.append(f"audio packet skipped: {exc}")
+            return
+        for frame in frames:
+            for out in self.resampler.resample(frame):
+                self.writer.write(out)
+
+    def finish(self) -> bytes:
+        for out in self.resampler.resample(None):
+            self.writer.write(out)
+        return self.writer.close()
+
+
+def _has_timestamps(path: str, probe: int = 8) -> bool:
+    """Whether the first video packets carry presentation times (raw .h264 streams do not)."""
     import av
 
     with av.open(path) as container:
-        if not container.streams.video:
-            raise ValueError("no video stream")
-        vstream = container.streams.video[0]
-        astream = container.streams.audio[0] if container.streams.audio else None
-        duration = _duration(container, vstream)
-        targets = sample_times(duration, cfg.every_s) if duration else []
-        width, height = scaled_size(
-            vstream.codec_context.width, vstream.codec_context.height, cfg.short_side
-        )
-        resampler = av.AudioResampler(format="s16", layout="mono", rate=cfg.sample_rate)
-        audio: list[np.ndarray] = []
-        frames: list[dict[str, Any]] = []
-        next_i, last_ts = 0, 0.0
-        streams = [s for s in (vstream, astream) if s is not None]
-        for packet in container.demux(*streams):
-            for frame in packet.decode():
-                if isinstance(frame, av.AudioFrame):
-                    audio += [f.to_ndarray().reshape(-1) for f in resampler.resample(frame)]
-                    continue
-                if not isinstance(frame, av.VideoFrame):
-                    continue
-                ts = float(frame.time) if frame.time is not None else last_ts
-                last_ts = ts
-                # The first decoded frame at or after each target time stands for that time.
-                while next_i < len(targets) and ts + 1e-6 >= targets[next_i] - 0.5 / _fps(vstream):
-                    rgb = frame.to_ndarray(width=width, height=height, format="rgb24")
-                    frames.append(
-                        {
-                            "frame_ts": targets[next_i],
-                            # the interval this frame stands for; dedup unions these
-                            "spans": [
-                                [
-                                    max(0.0, targets[next_i] - cfg.every_s / 2),
-                                    targets[next_i] + cfg.every_s / 2,
-                                ]
-                            ],
-                            "image": encode_jpeg(rgb, cfg.jpeg_quality),
-                            "width": width,
-                            "height": height,
-                        }
-                    )
-                    next_i += 1
-        if astream is not None:
-            audio += [f.to_ndarray().reshape(-1) for f in resampler.resample(None)]
-        pcm = np.concatenate(audio).astype(np.int16) if audio else None
-        return {
-            "duration_s": duration or last_ts,
-            "fps": _fps(vstream),
-            "has_audio": astream is not None,
-            "audio": pcm.tobytes() if pcm is not None else None,
-            "frames": frames,
-        }
+        for i, packet in enumerate(container.demux(video=0)):
+            if packet.size and packet.pts is None:
+                return False
+            if i >= probe:
+                break
+    return True
 
 
 def _fps(stream: Any) -> float:
     rate = stream.average_rate or stream.guessed_rate
-    return float(rate) if rate else 25.0
+    return float(rate) if rate and float(rate) > 0 else 25.0
 
 
 def _duration(container: Any, stream: Any) -> float | None:
@@ -107,14 +355,22 @@ def _duration(container: Any, stream: Any) -> float | None:
 
 
 class DecodeStage(Stage):
-    """Video path → audio (16 kHz mono int16 PCM bytes) and sampled JPEG frames."""
+    """Video path → FLAC audio (16 kHz mono) and sampled JPEG frames; fetched media is deleted."""
 
     name = "decode"
 
     cfg: DecodeConfig
 
     def process(self, row: Row) -> Row:
-        out = decode_video(row["source"], self.cfg)
-        if not out["frames"]:
-            raise ValueError("no frames could be decoded")
-        return {**row, "title": Path(row["source"]).stem, **out}
+        path = row.get("media_path") or row["source"]
+        try:
+            out = decode_video(path, self.cfg)
+        finally:
+            if row.get("scratch"):  # fetched into scratch space: its only use is over
+                _remove(path)
+        return {**{k: v for k, v in row.items() if k not in ("media_path", "scratch")}, **out}
+
+
+def _remove(path: str) -> None:
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(path)

@@ -9,6 +9,7 @@ import tempfile
 from collections.abc import Iterable
 from typing import Any
 
+from vidray.audio import pcm_chunks
 from vidray.config import TranscribeConfig
 from vidray.schema import Word
 from vidray.stages.base import Row, Stage
@@ -72,6 +73,9 @@ def write_unigram_lm(counts: dict[str, float], folder: str) -> str:
     return path
 
 
+CHUNK_S = 600.0  # long tracks are recognised in utterances of this length
+
+
 class PocketSphinxRecognizer:
     """The bundled English PocketSphinx model, decoding a whole track as one utterance.
 
@@ -95,20 +99,27 @@ class PocketSphinxRecognizer:
         if cfg.vocabulary:
             self.model += f"+vocabulary:{os.path.basename(cfg.vocabulary)}"
 
-    def transcribe(self, pcm: bytes) -> list[Word]:
-        self.decoder.start_utt()
-        self.decoder.process_raw(pcm, full_utt=True)
-        self.decoder.end_utt()
-        if self.decoder.hyp() is None:
-            return []
-        return words_from_segments(self.decoder.seg(), self.frame_rate)
+    def transcribe(self, audio: bytes) -> list[Word]:
+        """Words of a FLAC track, decoded in pieces of at most ten minutes (bounded memory)."""
+        words: list[Word] = []
+        for offset, pcm in pcm_chunks(audio, chunk_s=CHUNK_S):
+            self.decoder.start_utt()
+            self.decoder.process_raw(pcm.tobytes(), full_utt=True)
+            self.decoder.end_utt()
+            if self.decoder.hyp() is None:
+                continue
+            words += [
+                w._replace(start=w.start + offset, end=w.end + offset)
+                for w in words_from_segments(self.decoder.seg(), self.frame_rate)
+            ]
+        return words
 
 
 BACKENDS = {"pocketsphinx": PocketSphinxRecognizer}
 
 
 class TranscribeStage(Stage):
-    """Audio bytes → `transcript` (a list of words with times and scores); drops the audio."""
+    """FLAC audio → `transcript` (a list of words with times and scores); drops the audio."""
 
     name = "transcribe"
 
@@ -121,8 +132,8 @@ class TranscribeStage(Stage):
         self.recognizer = BACKENDS[self.cfg.backend](self.cfg)
 
     def process(self, row: Row) -> Row:
-        pcm = row.get("audio")
-        words = self.recognizer.transcribe(pcm) if pcm else []
+        audio = row.get("audio")
+        words = self.recognizer.transcribe(audio) if audio else []
         out = {k: v for k, v in row.items() if k != "audio"}
         return {
             **out,
