@@ -19,7 +19,7 @@ INSTALL_HINT = "yt-dlp is needed for web video: pip install yt-dlp"
 # (pattern in the error text, reason, transient?) — checked in order, first match wins.
 MESSAGE_REASONS: list[tuple[str, str, bool]] = [
     (r"private video|this video is private", "private", False),
-    (r"not available in your country|geo.?restrict|not available from your location", "geo_blocked", False),
+    (r"available in your country|geo.?restrict|not available from your location", "geo_blocked", False),
     (r"confirm your age|age.?restrict|inappropriate for some users", "age_gated", False),
     (r"video unavailable|has been removed|no longer available|account .*terminated|been deleted", "removed", False),
     (r"members.only|join this channel|requires payment|premium", "paywalled", False),

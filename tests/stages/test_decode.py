@@ -109,20 +109,26 @@ def test_4k_frames_are_scaled_down(tmp_path: Path) -> None:
 
 
 def test_streams_without_timestamps_decode_sequentially(tmp_path: Path) -> None:
-    out = decode_video(str(media.raw_h264(tmp_path / "v.h264", seconds=4.0)), DecodeConfig(every_s=1.0))
+    out = decode_video(
+        str(media.raw_h264(tmp_path / "v.h264", seconds=4.0)), DecodeConfig(every_s=1.0)
+    )
     assert out["decode_strategy"] == "sequential"
     assert [f["frame_ts"] for f in out["frames"]] == [0.5, 1.5, 2.5, 3.5]
 
 
 def test_timestamps_that_jump_back_do_not_break_decoding(tmp_path: Path) -> None:
     src = media.write_test_video(tmp_path / "v.mp4", seconds=6.0, gop_s=2.0)
-    out = decode_video(str(media.broken_timestamps(src, tmp_path / "b.ts")), DecodeConfig(every_s=1.0))
+    out = decode_video(
+        str(media.broken_timestamps(src, tmp_path / "b.ts")), DecodeConfig(every_s=1.0)
+    )
     ts = [f["frame_ts"] for f in out["frames"]]
     assert ts == sorted(ts) and len(ts) >= 6 and out["has_audio"]
 
 
 def test_exotic_codec_and_silent_or_missing_audio(tmp_path: Path) -> None:
-    exotic = decode_video(str(media.exotic_codec_video(tmp_path / "e.avi")), DecodeConfig(every_s=1.0))
+    exotic = decode_video(
+        str(media.exotic_codec_video(tmp_path / "e.avi")), DecodeConfig(every_s=1.0)
+    )
     assert len(exotic["frames"]) == 3 and exotic["has_audio"]
     silent = media.write_test_video(tmp_path / "s.mp4", seconds=3.0, audio="silent")
     out = decode_video(str(silent), DecodeConfig(every_s=1.0))
@@ -157,7 +163,9 @@ def test_truncated_file_with_index_in_front_keeps_what_decodes(tmp_path: Path) -
     video = media.write_test_video(
         tmp_path / "f.mp4", seconds=6.0, options={"movflags": "+faststart"}
     )
-    out = decode_video(str(media.truncated_copy(video, tmp_path / "t.mp4")), DecodeConfig(every_s=1.0))
+    out = decode_video(
+        str(media.truncated_copy(video, tmp_path / "t.mp4")), DecodeConfig(every_s=1.0)
+    )
     assert 1 <= len(out["frames"]) < 6
 
 

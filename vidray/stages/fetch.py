@@ -222,7 +222,10 @@ class FetchStage(Stage):
         from pyarrow import fs
 
         filesystem, path = fs.FileSystem.from_uri(uri)
-        size = filesystem.get_file_info(path).size or 0
+        info = filesystem.get_file_info(path)
+        if info.type != fs.FileType.File:
+            raise VideoError("not_found", f"no such S3 object: {uri}")
+        size = info.size or 0
         wait_for_space(self.scratch, size, self.budget, self.cfg.scratch_wait_s)
         dst = self.scratch / (stem + Path(path).suffix.lower())
 

@@ -75,7 +75,7 @@ class _Handler(BaseHTTPRequestHandler):
         elif kind == "redirect" and rest:
             self._redirect("/files/" + quote(rest))
         elif kind == "page" and rest:
-            self._page(rest, [rest])
+            self._page(rest, [rest], query.get("track", []))
         elif kind == "page2":
             self._page("several videos", query.get("src", []))
         elif kind == "feed.xml":
@@ -116,9 +116,14 @@ class _Handler(BaseHTTPRequestHandler):
         """An absolute URL: `/a/path` as given, a bare name as a file under /files/."""
         return self._base() + (src if src.startswith("/") else "/files/" + quote(src))
 
-    def _page(self, title: str, srcs: list[str]) -> None:
+    def _page(self, title: str, srcs: list[str], tracks: tuple[str, ...] | list[str] = ()) -> None:
+        """`tracks` (?track=x.en.vtt) become `<track kind="subtitles">` in each video."""
+        subs = "".join(
+            f'<track kind="subtitles" srclang="en" label="English" src="{html.escape(self._src(t))}">'
+            for t in tracks
+        )
         videos = "".join(
-            f'<video controls><source src="{html.escape(self._src(s))}" type="video/mp4"></video>\n'
+            f'<video controls><source src="{html.escape(self._src(s))}" type="video/mp4">{subs}</video>\n'
             for s in srcs
         )
         body = (
