@@ -21,7 +21,7 @@ class FlacWriter:
         self._buf = io.BytesIO()
         self._out: Any = av.open(self._buf, "w", format="flac")
         self._stream: Any = self._out.add_stream(
-            "flac", rate=sample_rate, layout="mono", options={"compression_level": "1"}
+            "flac", rate=sample_rate, layout="mono", options={"compression_level": "0"}
         )
         self._stream.format = "s16"
         self.samples = 0

@@ -58,6 +58,7 @@ class DecodeConfig:
     sample_rate: int = 16_000
     strategy: str = "auto"  # auto | seek | sequential | keyframes (see stages/decode.py)
     snap_to_keyframes: bool = False  # auto may take the nearest keyframe for each sample time
+    threads: int = 1  # decoder threads per video; 1 is cheapest in CPU time, actors add parallelism
 
 
 @dataclass

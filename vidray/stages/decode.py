@@ -164,6 +164,9 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
         vstream = container.streams.video[0]
         if vstream.codec_context is None or vstream.codec_context.codec is None:
             raise VideoError("unsupported_codec", "no decoder for the video stream")
+        if cfg.threads > 0:  # frame threading costs ~25% more CPU for the same frames
+            vstream.thread_type = "NONE" if cfg.threads == 1 else "AUTO"
+            vstream.codec_context.thread_count = cfg.threads
         astream = container.streams.audio[0] if container.streams.audio else None
         fps = _fps(vstream)
         picker = FramePicker(
@@ -305,7 +308,8 @@ class _AudioReader:
     def __init__(self, rate: int) -> None:
         import av
 
-        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=rate)
+        # One-second output frames: 40x fewer calls into the encoder than AAC's 1024 samples.
+        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=rate, frame_size=rate)
         self.writer = FlacWriter(rate)
         self.warnings: list[str] = []
 
