@@ -175,3 +175,32 @@ def test_fetched_media_is_deleted_after_decoding(tmp_path: Path) -> None:
     out = DecodeStage(DecodeConfig())([row]).to_pylist()[0]
     assert out.get("error") is None and not video.exists()
     assert "media_path" not in out and out["source"] == "http://h/v.mp4"
+
+
+def _shown(frame: dict) -> int:  # type: ignore[type-arg]
+    """The x position of the moving block in a sampled JPEG, at the generator's frame size."""
+    rgb = np.asarray(Image.open(_bytes_io(frame["image"])).resize((320, 180)))
+    return media.block_x(rgb)
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs"),
+    [
+        ("mpegts.ts", {"format": "mpegts", "seconds": 6.0, "gop_s": 1.0}),  # starts at 1.4 s
+        ("ends_mid_gop.mp4", {"seconds": 6.56, "gop_s": 2.0}),  # B-frames drained at the end
+    ],
+)
+def test_times_count_from_the_start_of_the_file(tmp_path: Path, name: str, kwargs: dict) -> None:  # type: ignore[type-arg]
+    video = media.write_test_video(tmp_path / name, fps=25, **kwargs)
+    expected = sample_times(kwargs["seconds"], 1.0)
+    for strategy in ("seek", "sequential", "keyframes"):
+        frames = decode_video(str(video), DecodeConfig(every_s=1.0, strategy=strategy))["frames"]
+        assert [f["frame_ts"] for f in frames] == expected, strategy
+        for f in frames:
+            if strategy == "keyframes":  # the nearest keyframe, at most half a GOP away
+                k = round(f["frame_ts"] / kwargs["gop_s"]) * kwargs["gop_s"]
+                candidates = {media.block_x(media.synthetic_frame(round(t * 25))) for t in (k, k - kwargs["gop_s"])}
+                assert _shown(f) in candidates or abs(_shown(f) - min(candidates)) <= 8
+            else:
+                want = media.block_x(media.synthetic_frame(round(f["frame_ts"] * 25)))
+                assert abs(_shown(f) - want) <= 8, (strategy, f["frame_ts"])

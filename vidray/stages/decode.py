@@ -105,6 +105,8 @@ class FramePicker:
     geometry: Geometry
     fps: float
     duration: float | None
+    time_base: float = 0.0  # of the video stream
+    origin: float = 0.0  # the file's start time: MPEG-TS and offset files do not start at 0
     k: int = 0
     last_ts: float = -math.inf
     frames: list[dict[str, Any]] = field(default_factory=list)
@@ -116,10 +118,14 @@ class FramePicker:
             return None
         return t
 
-    def frame_time(self, frame: Any) -> float:
-        """The frame's time; synthesised from the frame rate where missing or running backwards."""
-        ts = frame.time
-        if ts is None or ts < self.last_ts - 1e-6:
+    def packet_time(self, pts: int | None) -> float | None:
+        return pts * self.time_base - self.origin if pts is not None and self.time_base else None
+
+    def frame_time(self, frame: Any, known: float | None = None) -> float:
+        """The frame's time from the file's start; synthesised from the frame rate where
+        missing or running backwards (frames drained at the end carry no time base)."""
+        ts = known if known is not None else self.packet_time(frame.pts)
+        if ts is None or not math.isfinite(ts) or ts < self.last_ts - 1e-6:
             ts = (self.last_ts + 1.0 / self.fps) if self.last_ts > -math.inf else 0.0
         self.last_ts = float(ts)
         return self.last_ts
@@ -161,7 +167,9 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
         if not container.streams.video:
             kind = "audio-only file" if container.streams.audio else "no streams"
             raise VideoError("no_video_stream", f"no video stream ({kind})")
-        vstream = container.streams.video[0]
+        vstream = _main_video(container.streams.video)
+        if vstream is None:
+            raise VideoError("no_video_stream", "no video stream (only cover art)")
         if vstream.codec_context is None or vstream.codec_context.codec is None:
             raise VideoError("unsupported_codec", "no decoder for the video stream")
         if cfg.threads > 0:  # frame threading costs ~25% more CPU for the same frames
@@ -169,12 +177,13 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
             vstream.codec_context.thread_count = cfg.threads
         astream = container.streams.audio[0] if container.streams.audio else None
         fps = _fps(vstream)
-        picker = FramePicker(
-            cfg, Geometry.of(vstream, cfg.short_side), fps, _duration(container, vstream)
-        )
+        origin = _origin(container, vstream)
+        geometry = Geometry.of(vstream, cfg.short_side)
+        tb = float(vstream.time_base) if vstream.time_base else 0.0
+        picker = FramePicker(cfg, geometry, fps, _duration(container, vstream), tb, origin)
         strategy = choose_strategy(cfg, timestamps_ok=_has_timestamps(path))
         reader = _VideoReader(vstream, picker, strategy, margin=0.5 / fps + 1e-6)
-        audio = _AudioReader(cfg.sample_rate) if astream is not None else None
+        audio = _AudioReader(cfg.sample_rate, _lead(astream, origin)) if astream else None
         streams = [s for s in (vstream, astream) if s is not None]
         warnings: list[str] = []
         try:
@@ -193,7 +202,8 @@ def decode_video(path: str, cfg: DecodeConfig) -> dict[str, Any]:
         if not picker.frames:
             raise VideoError("no_frames", "no frames could be decoded")
         pcm = audio.finish() if audio is not None else None
-        duration = picker.duration or max(reader.last_time, picker.last_ts)
+        # what was read beats what the header says (truncated files, offset start times)
+        duration = reader.last_time or picker.duration or picker.last_ts
         return {
             "duration_s": duration,
             "fps": fps,
@@ -211,7 +221,6 @@ class _VideoReader:
     def __init__(self, stream: Any, picker: FramePicker, strategy: str, margin: float) -> None:
         self.stream, self.picker, self.strategy, self.margin = stream, picker, strategy, margin
         self.cc = stream.codec_context
-        self.tb = float(stream.time_base) if stream.time_base else 0.0
         self.buffer: list[Any] = []
         self.buffered = 0
         self.skipped = 0
@@ -232,12 +241,15 @@ class _VideoReader:
 
     def push(self, packet: Any) -> None:
         self.seen += 1
-        t = packet.pts * self.tb if packet.pts is not None else None
+        t = self.picker.packet_time(packet.pts)
         if t is not None:
             self.last_time = max(self.last_time, t + 1.0 / self.picker.fps)
         if self.strategy == "keyframes":
-            if packet.is_keyframe:
-                self._decode(packet, keyframes=True)
+            if packet.is_keyframe:  # decoded on its own: reordering would hold it back
+                frames = [*self.stream.decode(packet), *self.stream.decode(None)]
+                self.cc.flush_buffers()
+                if frames:
+                    self._offer_keyframe(frames[0], t)
             return
         near = t is None or (
             (target := self.picker.target) is not None and t >= target - self.margin
@@ -260,23 +272,20 @@ class _VideoReader:
             self.cc.flush_buffers()
             self.gap = False
         for p in packets:
-            pt = p.pts * self.tb if p.pts is not None else None
+            pt = self.picker.packet_time(p.pts)
             target = self.picker.target
             near = pt is None or (target is not None and pt >= target - self.margin)
             self.cc.skip_frame = "DEFAULT" if near else "NONREF"
             self._decode(p)
 
-    def _decode(self, packet: Any | None, keyframes: bool = False) -> None:
+    def _decode(self, packet: Any | None) -> None:
         for frame in self.stream.decode(packet):
-            if keyframes:
-                self._offer_keyframe(frame)
-            else:
-                self.picker.offer(frame)
+            self.picker.offer(frame)
 
-    def _offer_keyframe(self, frame: Any) -> None:
+    def _offer_keyframe(self, frame: Any, t: float | None) -> None:
         """Each sample time takes the nearer of the keyframes around it."""
         picker = self.picker
-        ts = picker.frame_time(frame)
+        ts = picker.frame_time(frame, known=t)
         while (t := picker.target) is not None and t <= ts:
             prev = self.prev_key
             use = prev if prev is not None and t - prev[0] <= ts - t else (ts, frame)
@@ -285,7 +294,6 @@ class _VideoReader:
 
     def finish(self) -> None:
         if self.strategy == "keyframes":
-            self._decode(None, keyframes=True)
             end = self.last_time - 0.5 / self.picker.fps
             while (
                 self.prev_key
@@ -305,13 +313,19 @@ class _VideoReader:
 class _AudioReader:
     """Decodes, resamples to 16 kHz mono and FLAC-encodes audio packets as they arrive."""
 
-    def __init__(self, rate: int) -> None:
+    def __init__(self, rate: int, lead_s: float = 0.0) -> None:
+        self.rate = rate
+        self.resampler = self._resampler()
+        self.writer = FlacWriter(rate)
+        self.warnings: list[str] = []
+        if lead_s > 0:  # audio starting after the video: pad so word times match frame times
+            self.writer.write(_silence(rate, lead_s))
+
+    def _resampler(self) -> Any:
         import av
 
         # One-second output frames: 40x fewer calls into the encoder than AAC's 1024 samples.
-        self.resampler = av.AudioResampler(format="s16", layout="mono", rate=rate, frame_size=rate)
-        self.writer = FlacWriter(rate)
-        self.warnings: list[str] = []
+        return av.AudioResampler(format="s16", layout="mono", rate=self.rate, frame_size=self.rate)
 
     def push(self, packet: Any) -> None:
         import av
@@ -323,7 +337,13 @@ class _AudioReader:
                 self.warnings.append(f"audio packet skipped: {exc}")
             return
         for frame in frames:
-            for out in self.resampler.resample(frame):
+            try:
+                outs = self.resampler.resample(frame)
+            except ValueError:  # the format changed mid-stream (spliced or concatenated files)
+                outs = self.resampler.resample(None)
+                self.resampler = self._resampler()
+                outs += self.resampler.resample(frame)
+            for out in outs:
                 self.writer.write(out)
 
     def finish(self) -> bytes:
@@ -343,6 +363,39 @@ def _has_timestamps(path: str, probe: int = 8) -> bool:
             if i >= probe:
                 break
     return True
+
+
+def _silence(rate: int, seconds: float) -> Any:
+    import av
+
+    samples = np.zeros((1, int(rate * seconds)), dtype=np.int16)
+    frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="mono")
+    frame.sample_rate = rate
+    return frame
+
+
+def _main_video(streams: Any) -> Any:
+    """The film, not cover art: skip attached pictures, prefer the stream marked default."""
+    import av
+
+    flags = av.stream.Disposition
+    films = [v for v in streams if not v.disposition & flags.attached_pic]
+    return next((v for v in films if v.disposition & flags.default), films[0] if films else None)
+
+
+def _origin(container: Any, stream: Any) -> float:
+    """Where the file's time starts (times in the tables count from here)."""
+    if container.start_time is not None:
+        return float(container.start_time) / 1_000_000
+    if stream.start_time is not None and stream.time_base:
+        return float(stream.start_time * stream.time_base)
+    return 0.0
+
+
+def _lead(stream: Any, origin: float) -> float:
+    if stream.start_time is None or not stream.time_base:
+        return 0.0
+    return max(0.0, float(stream.start_time * stream.time_base) - origin)
 
 
 def _fps(stream: Any) -> float:
