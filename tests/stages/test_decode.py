@@ -1,3 +1,4 @@
+import subprocess
 from pathlib import Path
 
 import av
@@ -186,12 +187,18 @@ def _shown(frame: dict) -> int:  # type: ignore[type-arg]
 @pytest.mark.parametrize(
     ("name", "kwargs"),
     [
-        ("mpegts.ts", {"format": "mpegts", "seconds": 6.0, "gop_s": 1.0}),  # starts at 1.4 s
+        ("offset.ts", {"seconds": 6.0, "gop_s": 1.0}),  # remuxed to start at 5 s
         ("ends_mid_gop.mp4", {"seconds": 6.56, "gop_s": 2.0}),  # B-frames drained at the end
     ],
 )
 def test_times_count_from_the_start_of_the_file(tmp_path: Path, name: str, kwargs: dict) -> None:  # type: ignore[type-arg]
-    video = media.write_test_video(tmp_path / name, fps=25, **kwargs)
+    video = media.write_test_video(tmp_path / "v.mp4", fps=25, **kwargs)
+    if name.endswith(".ts"):
+        cmd = ["ffmpeg", "-v", "error", "-i", str(video), "-c", "copy", "-output_ts_offset", "5"]
+        subprocess.run([*cmd, str(tmp_path / name)], check=True)
+        video = tmp_path / name
+        with av.open(str(video)) as c:
+            assert c.start_time / 1e6 > 5.0
     expected = sample_times(kwargs["seconds"], 1.0)
     for strategy in ("seek", "sequential", "keyframes"):
         frames = decode_video(str(video), DecodeConfig(every_s=1.0, strategy=strategy))["frames"]
