@@ -6,7 +6,7 @@ from vidray.pipeline import check_fits, run_build, stage_plan
 
 def test_plan_has_every_stage_in_order() -> None:
     names = [name for name, *_ in stage_plan(BuildConfig(), "/tmp/out")]
-    assert names == ["fetch", "decode", "transcribe", "keywords", "shots", "dedup", "label", "sink"]
+    assert names == ["decode", "transcribe", "keywords", "shots", "dedup", "label", "sink"]
 
 
 def test_default_plan_fits_a_two_core_laptop() -> None:

@@ -59,8 +59,8 @@ def test_site_video_urls_get_extractor_ids_without_the_network() -> None:
 
 def test_url_list_with_blank_lines_comments_and_garbage(site: str, tmp_path: Path) -> None:
     lst = tmp_path / "urls.txt"
-    lst.write_text(
-        f"# my videos\n\n{site}/files/a.mp4\n   \n{site}/files/a.mp4\nnot a url at all\n"
+    lst.write_text(  # with a byte-order mark and Windows line ends, as spreadsheets save
+        f"\ufeff# my videos\r\n\r\n{site}/files/a.mp4\n   \n{site}/files/a.mp4\nnot a url at all\n"
         f"{site}/page/b.mp4\n# done\n"
     )
     rows = expand_inputs([str(lst)])

@@ -116,8 +116,7 @@ class StageResources:
 class RayConfig:
     address: str | None = None  # None: start or join a local Ray
     num_cpus: int | None = None  # for a local Ray started by vidray
-    fetch: StageResources = field(default_factory=StageResources)
-    decode: StageResources = field(default_factory=StageResources)
+    decode: StageResources = field(default_factory=StageResources)  # fetch + decode share it
     transcribe: StageResources = field(default_factory=StageResources)
     keywords: StageResources = field(default_factory=StageResources)
     shots: StageResources = field(default_factory=StageResources)

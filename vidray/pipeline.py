@@ -14,6 +14,7 @@ from typing import Any
 from vidray.config import BuildConfig, FetchConfig, StageResources
 from vidray.sink import ParquetSink, check_output
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
+from vidray.stages.base import Chain
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
 from vidray.stages.fetch import FetchStage, HostGate
@@ -41,8 +42,13 @@ def stage_plan(
     """(name, callable class, constructor args, resources) for each stage, in order."""
     media = f"{output.rstrip('/')}/media"
     return [
-        ("fetch", FetchStage, (cfg.fetch, media, gate), cfg.ray.fetch),
-        ("decode", DecodeStage, (cfg.decode,), cfg.ray.decode),
+        # One pool for both: the fetched file sits on the disk of the node that decodes it.
+        (
+            "decode",
+            Chain,
+            ((FetchStage, (cfg.fetch, media, gate)), (DecodeStage, (cfg.decode,))),
+            cfg.ray.decode,
+        ),
         ("transcribe", TranscribeStage, (cfg.transcribe,), cfg.ray.transcribe),
         ("keywords", KeywordsStage, (cfg.keywords,), cfg.ray.keywords),
         ("shots", ShotsStage, (cfg.shots,), cfg.ray.shots),
@@ -104,6 +110,9 @@ def run_build(
     ctx.enable_progress_bars = sys.stderr.isatty()
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k) for k in keys} for row in rows]
+    if not rows:
+        log.warning("the inputs expanded to no videos; nothing to do")
+        return BuildResult(output=output)
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
     for _name, cls, args, res in plan:
         ds = ds.map_batches(

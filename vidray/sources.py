@@ -89,10 +89,10 @@ def expand_inputs(
     for row in _resolved(entries, cfg, fetch or FetchConfig(), runner or local_runner):
         if row["video_id"] in rows:
             continue
+        if not row.get("error") and cfg.max_videos is not None and videos >= cfg.max_videos:
+            break
         rows[row["video_id"]] = row
         videos += not row.get("error")
-        if cfg.max_videos is not None and videos >= cfg.max_videos:
-            break
     return list(rows.values())
 
 
@@ -140,7 +140,7 @@ def read_url_list(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     """(entry, extra columns) from a .txt (one per line, # comments) or a table with a `url` column."""
     suffix = path.suffix.lower()
     if suffix == ".txt":
-        for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        for line in path.read_text(encoding="utf-8-sig", errors="replace").splitlines():
             line = line.strip()
             if line and not line.startswith("#"):
                 yield line, {}
@@ -175,6 +175,7 @@ def list_s3(uri: str) -> list[Row]:
     from pyarrow import fs
 
     filesystem, base = fs.FileSystem.from_uri(uri)
+    query = f"?{urlparse(uri).query}" if urlparse(uri).query else ""  # e.g. endpoint_override
     info = filesystem.get_file_info(base)
     if info.type == fs.FileType.File:
         found = [info]
@@ -185,7 +186,7 @@ def list_s3(uri: str) -> list[Row]:
     rows = [
         {
             "video_id": f"s3:{hashlib.sha1(f.path.encode()).hexdigest()[:16]}",
-            "source": f"s3://{f.path}",
+            "source": f"s3://{f.path}{query}",
             "title": Path(f.path).stem,
         }
         for f in sorted(found, key=lambda f: f.path)
@@ -255,6 +256,8 @@ def resolve_url(url: str, fetch: FetchConfig, depth: int = 0) -> list[Row]:
             info, _ = with_retries(lambda: ydl.extract_info(url, download=False), fetch, "resolve")
     except VideoError as exc:
         return [failed({"video_id": url_video_id(url), "url": url, "source": url}, "sources", exc)]
+    if (info or {}).get("_type") in (None, "video"):  # one video: fetch re-reads its page
+        info = {**info, "url": url, "webpage_url": url}
     return list(_videos(info or {}, url, fetch, depth, playlist=None))
 
 

@@ -206,7 +206,10 @@ def test_times_count_from_the_start_of_the_file(tmp_path: Path, name: str, kwarg
         for f in frames:
             if strategy == "keyframes":  # the nearest keyframe, at most half a GOP away
                 k = round(f["frame_ts"] / kwargs["gop_s"]) * kwargs["gop_s"]
-                candidates = {media.block_x(media.synthetic_frame(round(t * 25))) for t in (k, k - kwargs["gop_s"])}
+                candidates = {
+                    media.block_x(media.synthetic_frame(round(t * 25)))
+                    for t in (k, k - kwargs["gop_s"])
+                }
                 assert _shown(f) in candidates or abs(_shown(f) - min(candidates)) <= 8
             else:
                 want = media.block_x(media.synthetic_frame(round(f["frame_ts"] * 25)))

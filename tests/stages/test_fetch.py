@@ -263,3 +263,10 @@ def test_s3_objects_are_copied_into_scratch(tmp_path: Path) -> None:
         assert Path(got["media_path"]).read_bytes() == video.read_bytes() and got["scratch"]
         missing = fetch({"video_id": "s3:2", "source": "s3://media/in/gone.mp4"}, tmp_path)
         assert (missing["error_stage"], missing["error_reason"]) == ("fetch", "not_found")
+
+
+def test_a_slot_lost_with_its_actor_expires() -> None:
+    gate = HostGate(per_host=1, lease_s=0.3)
+    assert gate.try_acquire("h") == 0 and gate.try_acquire("h") > 0  # never released
+    time.sleep(0.35)
+    assert gate.try_acquire("h") == 0

@@ -81,6 +81,19 @@ class Stage:
             return failed(row, self.name, exc)
 
 
+class Chain:
+    """Stages run one after another in the same actor: fetch and decode share a node's
+    scratch disk, so a downloaded file is decoded where it was written."""
+
+    def __init__(self, *specs: tuple[Any, tuple[Any, ...]]) -> None:
+        self.stages = [cls(*args) for cls, args in specs]
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        for stage in self.stages:
+            batch = stage(batch)
+        return batch if isinstance(batch, pa.Table) else rows_to_table(to_rows(batch))
+
+
 def failed(row: Row, stage: str, exc: BaseException | str, error_type: str | None = None) -> Row:
     """Mark `row` as failed at `stage`; heavy payload columns are dropped from it."""
     keep = {k: row.get(k) for k in ("video_id", "source", "url", "extra")}

@@ -95,11 +95,15 @@ class Gate(Protocol):
 
 
 class HostGate:
-    """Per-host download slots and spacing between starts; one shared by all fetch actors."""
+    """Per-host download slots and spacing between starts; one shared by all fetch actors.
 
-    def __init__(self, per_host: int, min_interval_s: float = 0.0) -> None:
-        self.per_host, self.min_interval_s = per_host, min_interval_s
-        self.active: dict[str, int] = {}
+    A slot is a lease: one not released within `lease_s` (its actor died mid-download) expires,
+    so a lost actor cannot block a host for good.
+    """
+
+    def __init__(self, per_host: int, min_interval_s: float = 0.0, lease_s: float = 3600.0) -> None:
+        self.per_host, self.min_interval_s, self.lease_s = per_host, min_interval_s, lease_s
+        self.active: dict[str, list[float]] = {}  # host -> start times of the held slots
         self.last_start: dict[str, float] = {}
         self.lock = threading.Lock()
 
@@ -107,18 +111,22 @@ class HostGate:
         """0 when a slot is taken, else how long to wait before asking again."""
         with self.lock:
             now = time.monotonic()
+            held = [t for t in self.active.get(host, []) if now - t < self.lease_s]
+            self.active[host] = held
             wait = self.last_start.get(host, -1e9) + self.min_interval_s - now
-            if self.active.get(host, 0) >= self.per_host:
-                return max(wait, 0.05)
+            if len(held) >= self.per_host:
+                return max(wait, 0.2)
             if wait > 0:
                 return wait
-            self.active[host] = self.active.get(host, 0) + 1
+            held.append(now)
             self.last_start[host] = now
             return 0.0
 
     def release(self, host: str) -> None:
         with self.lock:
-            self.active[host] = max(0, self.active.get(host, 0) - 1)
+            held = self.active.get(host, [])
+            if held:
+                held.pop(0)
 
 
 @contextmanager
@@ -178,12 +186,12 @@ class FetchStage(Stage):
         stem = safe_name(row["video_id"])
         try:
             out = {**row, **fetch(row.get("url") or row["source"], stem)}
+            if self.cfg.keep_media and self.media_root:
+                out["media"] = keep_media(out["media_path"], self.media_root)
         except BaseException:
             for leftover in self.scratch.glob(f"{stem}.*"):  # partial downloads, subtitles
                 leftover.unlink(missing_ok=True)
             raise
-        if self.cfg.keep_media and self.media_root:
-            out["media"] = keep_media(out["media_path"], self.media_root)
         return out
 
     def fetch_web(self, url: str, stem: str) -> Row:
@@ -193,16 +201,19 @@ class FetchStage(Stage):
             raise RuntimeError(INSTALL_HINT) from exc
         opts = ydl_options(self.cfg, self.scratch, stem)
         host = urlparse(url).hostname or "?"
-        with host_slot(self.gate, host), yt_dlp.YoutubeDL(opts) as ydl:
-            info, tries = with_retries(
-                lambda: ydl.extract_info(url, download=False), self.cfg, "extract"
-            )
+        # A host slot is held only while talking to the host, not while waiting for disk.
+        with yt_dlp.YoutubeDL(opts) as ydl:
+            with host_slot(self.gate, host):
+                info, tries = with_retries(
+                    lambda: ydl.extract_info(url, download=False), self.cfg, "extract"
+                )
             info = ydl.sanitize_info(info) if info else {}
             check_limits(info, self.cfg)
             wait_for_space(self.scratch, expected_size(info), self.budget, self.cfg.scratch_wait_s)
-            done, attempts = with_retries(
-                lambda: ydl.process_ie_result(dict(info), download=True), self.cfg, "download"
-            )
+            with host_slot(self.gate, host):
+                done, attempts = with_retries(
+                    lambda: ydl.process_ie_result(dict(info), download=True), self.cfg, "download"
+                )
         files = [d.get("filepath") for d in done.get("requested_downloads") or []]
         path = next((f for f in files if f and Path(f).is_file()), None)
         if path is None:
