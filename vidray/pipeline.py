@@ -94,10 +94,6 @@ def run_build(
     check_output(output)
     if not ray.is_initialized():
         ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus, log_to_driver=False)
-    check_fits(stage_plan(cfg, output), ray.cluster_resources().get("CPU", 0.0))
-    rows = expand_inputs(
-        entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
-    )
     # One gate for the whole cluster: the per-host download cap holds across every fetch actor.
     gate_actor = (
         ray.remote(HostGate)
@@ -105,14 +101,18 @@ def run_build(
         .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
     )
     plan = stage_plan(cfg, output, RemoteGate(gate_actor))
+    check_fits(plan, ray.cluster_resources().get("CPU", 0.0))
+    rows = expand_inputs(
+        entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
+    )
 
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = sys.stderr.isatty()
-    keys = list(dict.fromkeys(k for row in rows for k in row))
-    rows = [{k: row.get(k) for k in keys} for row in rows]
     if not rows:
         log.warning("the inputs expanded to no videos; nothing to do")
         return BuildResult(output=output)
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    rows = [{k: row.get(k) for k in keys} for row in rows]
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
     for _name, cls, args, res in plan:
         ds = ds.map_batches(

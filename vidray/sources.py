@@ -236,29 +236,22 @@ def resolve_url(url: str, fetch: FetchConfig, depth: int = 0) -> list[Row]:
     ie = single_video_extractor(url)
     if ie is not None:
         return [{"video_id": f"{ie[0]}:{ie[1]}", "url": url, "source": url}]
-    from vidray.web import QuietLogger, with_retries
+    from vidray.web import INSTALL_HINT, base_options, with_retries
 
     try:
         import yt_dlp
     except ImportError as exc:  # pragma: no cover - depends on the install
-        raise RuntimeError("yt-dlp is needed for web inputs: pip install yt-dlp") from exc
-    opts = {
-        "quiet": True,
-        "no_warnings": True,
-        "extract_flat": "in_playlist",
-        "socket_timeout": fetch.socket_timeout_s,
-        "logger": QuietLogger(),
-        **({"cookiefile": fetch.cookies} if fetch.cookies else {}),
-        **({"proxy": fetch.proxy} if fetch.proxy else {}),
-    }
+        raise RuntimeError(INSTALL_HINT) from exc
+    opts = base_options(fetch) | {"extract_flat": "in_playlist"}
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
             info, _ = with_retries(lambda: ydl.extract_info(url, download=False), fetch, "resolve")
     except VideoError as exc:
         return [failed({"video_id": url_video_id(url), "url": url, "source": url}, "sources", exc)]
-    if (info or {}).get("_type") in (None, "video"):  # one video: fetch re-reads its page
+    info = info or {}
+    if info.get("_type") in (None, "video"):  # one video: fetch re-reads its page
         info = {**info, "url": url, "webpage_url": url}
-    return list(_videos(info or {}, url, fetch, depth, playlist=None))
+    return list(_videos(info, url, fetch, depth, playlist=None))
 
 
 def _videos(
@@ -271,18 +264,14 @@ def _videos(
                 yield from _videos(entry, url, fetch, depth, playlist=title)
         return
     target = _entry_url(info) or url
-    key = (info.get("ie_key") or "").lower()
-    nested = key and key not in GENERIC_EXTRACTORS and not _is_video_ie(key)
-    if info.get("_type") in ("url", "url_transparent") and nested and depth < MAX_DEPTH:
+    key = (info.get("ie_key") or info.get("extractor_key") or "").lower()
+    site = bool(key) and key not in GENERIC_EXTRACTORS
+    nested = info.get("_type") in ("url", "url_transparent") and site and not _is_video_ie(key)
+    if nested and depth < MAX_DEPTH:
         for row in resolve_url(target, fetch, depth + 1):  # a channel's tab, a nested playlist
             yield row | _playlist(playlist)
         return
-    key = (info.get("ie_key") or info.get("extractor_key") or "").lower()
-    vid = (
-        f"{key}:{info['id']}"
-        if key and info.get("id") and key not in GENERIC_EXTRACTORS
-        else url_video_id(target)
-    )
+    vid = f"{key}:{info['id']}" if site and info.get("id") else url_video_id(target)
     row = {"video_id": vid, "url": target, "source": target, "title": info.get("title")}
     yield row | _playlist(playlist)
 

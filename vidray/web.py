@@ -31,6 +31,24 @@ MESSAGE_REASONS: list[tuple[str, str, bool]] = [
 ]  # fmt: skip
 
 
+def base_options(cfg: FetchConfig) -> dict[str, Any]:
+    """yt-dlp options every call shares: quiet, the socket timeout, cookies, proxy, user agent."""
+    opts: dict[str, Any] = {
+        "quiet": True,
+        "no_warnings": True,
+        "noprogress": True,
+        "socket_timeout": cfg.socket_timeout_s,
+        "logger": QuietLogger(),
+    }
+    if cfg.cookies:
+        opts["cookiefile"] = cfg.cookies
+    if cfg.proxy:
+        opts["proxy"] = cfg.proxy
+    if cfg.user_agent:
+        opts["http_headers"] = {"User-Agent": cfg.user_agent}
+    return opts
+
+
 def classify(exc: BaseException) -> tuple[str, bool]:
     """(reason, transient) for a yt-dlp or network failure."""
     cause = getattr(exc, "exc_info", None)

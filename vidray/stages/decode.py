@@ -233,11 +233,8 @@ class _VideoReader:
 
     @property
     def used(self) -> str:
-        return (
-            "seek"
-            if self.strategy == "seek" and self.skipped
-            else ("keyframes" if self.strategy == "keyframes" else "sequential")
-        )
+        """The strategy that ran: `seek` that never skipped a packet decoded sequentially."""
+        return "sequential" if self.strategy == "seek" and not self.skipped else self.strategy
 
     def push(self, packet: Any) -> None:
         self.seen += 1
@@ -255,7 +252,7 @@ class _VideoReader:
             (target := self.picker.target) is not None and t >= target - self.margin
         )
         if self.strategy == "sequential" or near:
-            self._run([*self.buffer, packet], t)
+            self._run([*self.buffer, packet])
             self.buffer, self.buffered = [], 0
             return
         if packet.is_keyframe and self.buffer:  # nothing before this keyframe is needed
@@ -264,10 +261,10 @@ class _VideoReader:
         self.buffer.append(packet)
         self.buffered += packet.size
         if self.buffered > MAX_BUFFERED_BYTES:  # a very long GOP: decode it rather than hold it
-            self._run(self.buffer, t)
+            self._run(self.buffer)
             self.buffer, self.buffered = [], 0
 
-    def _run(self, packets: list[Any], t: float | None) -> None:
+    def _run(self, packets: list[Any]) -> None:
         if self.gap:
             self.cc.flush_buffers()
             self.gap = False
@@ -305,7 +302,7 @@ class _VideoReader:
                 )
             return
         if self.buffer and self.picker.target is not None:
-            self._run(self.buffer, None)
+            self._run(self.buffer)
         self.cc.skip_frame = "DEFAULT"
         self._decode(None)
 

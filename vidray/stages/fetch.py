@@ -23,8 +23,9 @@ from typing import Any, Protocol
 from urllib.parse import urlparse
 
 from vidray.config import FetchConfig, parse_size
+from vidray.sink import open_root
 from vidray.stages.base import Row, Stage, VideoError
-from vidray.web import INSTALL_HINT, QuietLogger, with_retries
+from vidray.web import INSTALL_HINT, base_options, with_retries
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +226,7 @@ class FetchStage(Stage):
             **web_metadata(info),
             "media_path": path,
             "scratch": True,
-            "subtitles": read_subtitles(done, stem, self.scratch),
+            "subtitles": read_subtitles(done),
             "fetch_attempts": tries + attempts - 1,
         }
 
@@ -250,31 +251,20 @@ class FetchStage(Stage):
 
 def ydl_options(cfg: FetchConfig, scratch: Path, stem: str) -> dict[str, Any]:
     """yt-dlp options: our own retries, quiet, file names from the video id only."""
-    opts: dict[str, Any] = {
-        "quiet": True,
-        "no_warnings": True,
-        "noprogress": True,
+    opts = base_options(cfg) | {
         "noplaylist": True,
         "format": format_selector(cfg),
         "outtmpl": {"default": f"{stem}.%(ext)s", "subtitle": f"{stem}.%(ext)s"},
         "paths": {"home": str(scratch), "temp": str(scratch)},
-        "socket_timeout": cfg.socket_timeout_s,
         "retries": 0,
         "fragment_retries": 0,
         "extractor_retries": 0,
         "file_access_retries": 0,
         "overwrites": True,
         "max_filesize": parse_size(cfg.max_filesize),
-        "logger": QuietLogger(),
     }
     if cfg.rate_limit:
         opts["ratelimit"] = parse_size(cfg.rate_limit)
-    if cfg.cookies:
-        opts["cookiefile"] = cfg.cookies
-    if cfg.proxy:
-        opts["proxy"] = cfg.proxy
-    if cfg.user_agent:
-        opts["http_headers"] = {"User-Agent": cfg.user_agent}
     if cfg.subtitles:
         opts |= {
             "writesubtitles": True,
@@ -285,7 +275,7 @@ def ydl_options(cfg: FetchConfig, scratch: Path, stem: str) -> dict[str, Any]:
     return opts
 
 
-def read_subtitles(info: dict[str, Any], stem: str, scratch: Path) -> list[Row] | None:
+def read_subtitles(info: dict[str, Any]) -> list[Row] | None:
     """Subtitle and automatic-caption tracks saved next to the video, read as text."""
     tracks = info.get("requested_subtitles") or {}
     manual = set(info.get("subtitles") or {})
@@ -308,11 +298,9 @@ def read_subtitles(info: dict[str, Any], stem: str, scratch: Path) -> list[Row] 
 
 def keep_media(path: str, media_root: str) -> str:
     """Copy a fetched file to ROOT/media (local or S3); the scratch copy is still decoded."""
-    from pyarrow import fs
-
-    filesystem, base = fs.FileSystem.from_uri(media_root)
+    filesystem, base = open_root(media_root)
     filesystem.create_dir(base, recursive=True)
-    dst = f"{base.rstrip('/')}/{Path(path).name}"
+    dst = f"{base}/{Path(path).name}"
     with open(path, "rb") as src, filesystem.open_output_stream(dst) as out:
         shutil.copyfileobj(src, out, 1 << 20)
     return f"{media_root.rstrip('/')}/{Path(path).name}"
