@@ -30,16 +30,16 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("samples")
     ap.add_argument(
-        "--vocabulary", help="transcribe.vocabulary (default: the general English model)"
+        "--vocabulary", help="asr.pocketsphinx.vocabulary (default: the general English model)"
     )
     args = ap.parse_args()
     cfg = BuildConfig()
-    cfg.transcribe.vocabulary = args.vocabulary
+    cfg.asr.pocketsphinx.vocabulary = args.vocabulary
     truths = load_truths(args.samples)
     nlp = load_nlp("blank:en")
     rows = expand_inputs([args.samples])
     t0 = time.time()
-    rows = TranscribeStage(cfg.transcribe)(DecodeStage(cfg.decode)(rows)).to_pylist()
+    rows = TranscribeStage(cfg.asr)(DecodeStage(cfg.decode)(rows)).to_pylist()
     rows = KeywordsStage(cfg.keywords)(rows).to_pylist()
     asr_s = time.time() - t0
     audio_s = sum(r["duration_s"] for r in rows)

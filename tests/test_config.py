@@ -8,7 +8,7 @@ from vidray.config import ConfigError, load_config
 def test_defaults_load_from_embedded_local_yaml() -> None:
     cfg = load_config()
     assert cfg.build.decode.every_s == 3.0
-    assert cfg.build.transcribe.backend == "pocketsphinx"
+    assert cfg.build.asr.backend == "pocketsphinx"
     assert cfg.build.ray.transcribe.num_cpus == 0.5
 
 

@@ -33,7 +33,7 @@ def built(corpus: Path, local_ray) -> Path:  # type: ignore[no-untyped-def]
     strip_audio(corpus / "videos" / "sample_000.mp4", broken / "no_audio.mp4")
     corrupt_copy(corpus / "videos" / "sample_001.mp4", broken / "corrupt.mp4")
     cfg = load_config(
-        overrides=[f"build.transcribe.vocabulary={corpus / 'videos' / 'vocabulary.txt'}"]
+        overrides=[f"build.asr.pocketsphinx.vocabulary={corpus / 'videos' / 'vocabulary.txt'}"]
     ).build
     seen: list[str] = []
     result = run_build(

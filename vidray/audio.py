@@ -39,8 +39,11 @@ class FlacWriter:
         return self._buf.getvalue()
 
 
-def pcm_chunks(audio: bytes, chunk_s: float = 600.0) -> Iterator[tuple[float, np.ndarray]]:
-    """(start seconds, int16 samples) pieces of at most `chunk_s` seconds of a FLAC track."""
+def pcm_chunks(
+    audio: bytes, chunk_s: float = 600.0, overlap_s: float = 0.0
+) -> Iterator[tuple[float, np.ndarray]]:
+    """(start seconds, int16 samples) pieces of at most `chunk_s` seconds of a FLAC track, each
+    starting `overlap_s` before the previous one ended; only one piece is held at a time."""
     import av
 
     container: Any
@@ -48,17 +51,29 @@ def pcm_chunks(audio: bytes, chunk_s: float = 600.0) -> Iterator[tuple[float, np
         stream = container.streams.audio[0]
         rate = stream.rate
         limit = max(1, int(chunk_s * rate))
+        overlap = min(max(0, int(overlap_s * rate)), limit // 2)
         parts: list[np.ndarray] = []
-        held = done = 0
+        held = done = 0  # samples held; the sample index where the held ones start
         for frame in container.decode(stream):
-            parts.append(frame.to_ndarray().reshape(-1))
+            parts.append(_samples(frame))
             held += frame.samples
             while held >= limit:
                 block = np.concatenate(parts)
                 yield done / rate, block[:limit]
-                parts, held, done = [block[limit:]], held - limit, done + limit
-        if held:
+                step = limit - overlap
+                parts, held, done = [block[step:]], held - step, done + step
+        if held > overlap or (held and not done):  # else the tail lies inside the last piece
             yield done / rate, np.concatenate(parts)
+
+
+def _samples(frame: Any) -> np.ndarray:
+    """A decoded mono frame's samples; packed 16-bit frames are read straight from their plane
+    (`to_ndarray` costs ~40% of FLAC decoding time on the ~4 ms frames FLAC gives)."""
+    if frame.format.name == "s16" and len(frame.planes) == 1:
+        return np.frombuffer(
+            frame.planes[0], np.int16, count=frame.samples * len(frame.layout.channels)
+        ).copy()
+    return frame.to_ndarray().reshape(-1)
 
 
 def read_pcm(audio: bytes) -> np.ndarray:

@@ -33,7 +33,7 @@ class FetchConfig:
     max_filesize: str = "4G"
     max_duration_s: float = 6 * 3600.0
     subtitles: bool = False  # fetch subtitles and automatic captions with the video
-    subtitle_langs: list[str] = field(default_factory=lambda: ["en", "en-orig", "en.*"])
+    subtitle_langs: list[str] = field(default_factory=lambda: ["en", "en-orig", "en.*", ".*-orig"])
     retries: int = 4  # for transient failures only (timeouts, 5xx, resets, incomplete reads)
     backoff_s: float = 2.0  # the first retry waits about this long, doubling each time
     max_backoff_s: float = 120.0
@@ -62,18 +62,68 @@ class DecodeConfig:
 
 
 @dataclass
-class TranscribeConfig:
-    backend: str = "pocketsphinx"
-    model: str = "default"  # "default" = the English model bundled with pocketsphinx
-    language: str = "en"
+class PocketSphinxConfig:
+    model: str = "default"  # "default" = the English model bundled with pocketsphinx, or a folder
     vocabulary: str | None = None  # a word-list file: restrict the recognizer to a domain's words
 
 
 @dataclass
+class WhisperXConfig:
+    model: str = "large-v2"  # faster-whisper name (hub) or a local CTranslate2 folder
+    align_model: str | None = None  # wav2vec2 CTC hub name or folder; None: WhisperX's default
+    device: str = "auto"  # auto (CUDA when present) | cuda | cpu
+    compute_type: str = "auto"  # auto: float16 on CUDA, int8 on CPU
+    batch_size: int = 16  # speech segments per forward pass, across the batch's videos
+    vad_method: str = "pyannote"  # pyannote: the segmentation model shipped with whisperx
+    vad_onset: float = 0.5
+    vad_offset: float = 0.363
+    segment_s: float = 30.0  # VAD merges speech into segments of at most this long
+    download_root: str | None = None  # where hub models are cached
+
+
+@dataclass
+class SubtitlesConfig:
+    automatic: bool = True  # accept automatic captions when there are no creator captions
+    languages: list[str] = field(default_factory=lambda: ["en"])  # preferred first; "*" = any
+
+
+@dataclass
+class AsrConfig:
+    backend: str = "pocketsphinx"  # pocketsphinx | whisperx | subtitles
+    prefer: list[str] = field(default_factory=list)  # ordered fallbacks, e.g. [subtitles, whisperx]
+    language: str | None = "en"  # None: detect (whisperx)
+    chunk_s: float = 600.0  # long audio is recognised in chunks of this length...
+    overlap_s: float = 5.0  # ...overlapping by this much; words at the seams are de-duplicated
+    batch_audio_s: float = 3600.0  # audio per recognizer call, gathered across the batch's videos
+    pocketsphinx: PocketSphinxConfig = field(default_factory=PocketSphinxConfig)
+    whisperx: WhisperXConfig = field(default_factory=WhisperXConfig)
+    subtitles: SubtitlesConfig = field(default_factory=SubtitlesConfig)
+
+    def backends(self) -> list[str]:
+        return list(self.prefer) or [self.backend]
+
+
+@dataclass
+class AudioStatsConfig:
+    enabled: bool = True
+    min_speech_ratio: float = 0.0  # videos with less speech than this become `filtered` errors
+    frame_ms: float = 50.0  # loudness envelope resolution
+
+
+@dataclass
 class KeywordsConfig:
-    spacy_model: str = "blank:en"  # "blank:LANG" = tokenizer + lookup lemmatizer, no download
+    # "blank:LANG" = tokenizer + lookup lemmatizer + stop words, no download (the offline
+    # default); a trained pipeline's name or folder adds POS filtering and multi-word terms.
+    spacy_model: str = "blank:en"
     min_length: int = 3
     extra_stop_words: list[str] = field(default_factory=list)
+    allow_list: str | None = None  # a file of lemmas/terms, one per line: keep only these
+    block_list: str | None = None  # a file of lemmas/terms never to keep
+    terms: bool = True  # multi-word noun terms ("olive oil") when the pipeline tags POS
+    salience_window_s: float = 60.0  # within-video tf-idf: the video's windows are the documents
+    corpus_stats: str | None = (
+        None  # document frequencies from an earlier run (corpus_stats.parquet)
+    )
 
 
 @dataclass
@@ -97,6 +147,7 @@ class LabelConfig:
     min_score: float = 0.5
     max_labels: int = 10
     min_word_score: float = 0.7  # recognizer confidence below which a word is not a label
+    salience_weight: float = 0.0  # 0: salience ignored; 1: a word's weight scales with it
 
 
 @dataclass
@@ -130,7 +181,8 @@ class BuildConfig:
     sources: SourcesConfig = field(default_factory=SourcesConfig)
     fetch: FetchConfig = field(default_factory=FetchConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
-    transcribe: TranscribeConfig = field(default_factory=TranscribeConfig)
+    audio_stats: AudioStatsConfig = field(default_factory=AudioStatsConfig)
+    asr: AsrConfig = field(default_factory=AsrConfig)
     keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
     shots: ShotsConfig = field(default_factory=ShotsConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)

@@ -11,16 +11,18 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import Any
 
-from vidray.config import BuildConfig, FetchConfig, StageResources
-from vidray.sink import ParquetSink, check_output
+from vidray.asr.base import SAMPLE_RATE
+from vidray.config import BuildConfig, ConfigError, FetchConfig, StageResources
+from vidray.sink import ParquetSink, check_output, open_root, read_table, write_table
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.base import Chain
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
 from vidray.stages.fetch import FetchStage, HostGate
-from vidray.stages.keywords import KeywordsStage
+from vidray.stages.keywords import KeywordsStage, corpus_stats
 from vidray.stages.label import LabelStage
 from vidray.stages.shots import ShotsStage
+from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.transcribe import TranscribeStage
 
 log = logging.getLogger(__name__)
@@ -40,16 +42,30 @@ def stage_plan(
     cfg: BuildConfig, output: str, gate: Any = None
 ) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
     """(name, callable class, constructor args, resources) for each stage, in order."""
+    if cfg.decode.sample_rate != SAMPLE_RATE:
+        raise ConfigError(
+            f"build.decode.sample_rate is {cfg.decode.sample_rate}, but the speech backends take "
+            f"{SAMPLE_RATE} Hz audio: leave it at {SAMPLE_RATE}"
+        )
     media = f"{output.rstrip('/')}/media"
+    # Built here once so job errors (an unknown backend, a missing word list) stop the job on
+    # the driver instead of failing every actor; the constructors only read small files.
+    TranscribeStage(cfg.asr)
+    KeywordsStage(cfg.keywords)
     return [
-        # One pool for both: the fetched file sits on the disk of the node that decodes it.
+        # One pool: the fetched file sits on the disk of the node that decodes it, and audio
+        # statistics filter (e.g. music-only videos) before a speech model sees them.
         (
             "decode",
             Chain,
-            ((FetchStage, (cfg.fetch, media, gate)), (DecodeStage, (cfg.decode,))),
+            (
+                (FetchStage, (cfg.fetch, media, gate)),
+                (DecodeStage, (cfg.decode,)),
+                (AudioStatsStage, (cfg.audio_stats,)),
+            ),
             cfg.ray.decode,
         ),
-        ("transcribe", TranscribeStage, (cfg.transcribe,), cfg.ray.transcribe),
+        ("transcribe", TranscribeStage, (cfg.asr,), cfg.ray.transcribe),
         ("keywords", KeywordsStage, (cfg.keywords,), cfg.ray.keywords),
         ("shots", ShotsStage, (cfg.shots,), cfg.ray.shots),
         ("dedup", DedupStage, (cfg.dedup,), cfg.ray.dedup),
@@ -136,7 +152,16 @@ def run_build(
         if progress:
             progress(summary, i, len(rows))
     result.seconds = time.time() - start
+    write_corpus_stats(output)
     return result
+
+
+def write_corpus_stats(root: str) -> None:
+    """ROOT/corpus_stats.parquet: in how many videos each keyword was said, so a later run
+    (`keywords.corpus_stats`) can score salience as tf-idf over this corpus."""
+    keywords = read_table(root, "videos", ["keywords"])["keywords"].to_pylist()
+    fs, base = open_root(root)
+    write_table(fs, f"{base}/corpus_stats.parquet", corpus_stats(keywords))
 
 
 class RemoteGate:

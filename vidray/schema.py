@@ -8,12 +8,17 @@ import pyarrow as pa
 
 
 class Word(NamedTuple):
-    """One recognised word: text, start and end in seconds, recognizer confidence in [0, 1]."""
+    """One recognised word: text, start and end in seconds, recognizer confidence in [0, 1].
+
+    `interpolated` marks times the recognizer did not give (WhisperX leaves numbers and
+    symbols unaligned; plain-text captions have times per cue only), filled from neighbours.
+    """
 
     word: str
     start: float
     end: float
     score: float
+    interpolated: bool = False
 
 
 class Keyword(NamedTuple):
@@ -24,10 +29,17 @@ class Keyword(NamedTuple):
     start: float
     end: float
     score: float
+    salience: float = 1.0
 
 
 WORD_TYPE = pa.struct(
-    [("word", pa.string()), ("start", pa.float32()), ("end", pa.float32()), ("score", pa.float32())]
+    [
+        ("word", pa.string()),
+        ("start", pa.float32()),
+        ("end", pa.float32()),
+        ("score", pa.float32()),
+        ("interpolated", pa.bool_()),
+    ]
 )
 
 FRAMES_SCHEMA = pa.schema(
@@ -45,6 +57,17 @@ FRAMES_SCHEMA = pa.schema(
         ("labels", pa.list_(pa.string())),  # lemmas, best first
         ("label_scores", pa.list_(pa.float32())),
         ("words", pa.list_(pa.string())),  # transcript words in the label window, verbatim
+    ]
+)
+
+KEYWORD_TYPE = pa.struct(
+    [
+        ("lemma", pa.string()),  # a lemma, or a multi-word term such as "olive oil"
+        ("word", pa.string()),  # as said
+        ("start", pa.float32()),
+        ("end", pa.float32()),
+        ("score", pa.float32()),  # recognizer confidence
+        ("salience", pa.float32()),  # tf-idf of the lemma, scaled to [0, 1] within the video
     ]
 )
 
@@ -83,10 +106,21 @@ VIDEOS_SCHEMA = pa.schema(
         ("height", pa.int32()),
         ("fps", pa.float64()),
         ("has_audio", pa.bool_()),
-        ("asr_backend", pa.string()),
+        # Audio statistics of the 16 kHz track (stages/audio_stats.py), usable as filters.
+        ("speech_ratio", pa.float32()),  # share of the track that is speech-like
+        ("loudness_db", pa.float32()),  # mean loudness, dBFS
+        ("loudness_trend_db_per_min", pa.float32()),  # least-squares slope of loudness
+        ("periodicity", pa.float32()),  # highest autocorrelation of the loudness envelope
+        ("period_s", pa.float32()),  # the lag of that peak
+        ("serial_correlation", pa.float32()),  # lag-1 autocorrelation of the envelope
+        ("skewness", pa.float32()),  # of the samples
+        ("kurtosis", pa.float32()),  # excess kurtosis of the samples
+        ("hurst", pa.float32()),  # Hurst exponent of the envelope (self-similarity)
+        ("asr_backend", pa.string()),  # the backend that produced the transcript
         ("asr_model", pa.string()),
         ("language", pa.string()),
         ("transcript", pa.list_(WORD_TYPE)),
+        ("keywords", pa.list_(KEYWORD_TYPE)),
         ("n_keywords", pa.int32()),
         ("frames_sampled", pa.int32()),
         ("frames_kept", pa.int32()),

@@ -38,13 +38,14 @@ def label_frame(
     shots: list[list[float]] | None = None,
 ) -> tuple[list[str], list[float]]:
     """Lemmas with their scores, best first: a noisy-or over every time the lemma was said in
-    the frame's shot, each weighted by recognizer confidence and closeness in time, so
-    repeated words gain."""
+    the frame's shot, each weighted by recognizer confidence, closeness in time and (by
+    `label.salience_weight`) the lemma's salience in the video, so repeated words gain."""
     miss: dict[str, float] = {}
     for kw in keywords:
         if kw["score"] < cfg.min_word_score or not in_shots(kw["start"], kw["end"], shots):
             continue
         w = kw["score"] * temporal_weight(kw["start"], kw["end"], spans, cfg.before_s, cfg.after_s)
+        w *= 1.0 - cfg.salience_weight * (1.0 - kw.get("salience", 1.0))
         if w > 0:
             miss[kw["lemma"]] = miss.get(kw["lemma"], 1.0) * (1.0 - w)
     scored = sorted(((1.0 - m, lemma) for lemma, m in miss.items()), key=lambda x: (-x[0], x[1]))

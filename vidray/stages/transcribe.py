@@ -1,144 +1,212 @@
-"""Transcribe: 16 kHz mono audio → word-level transcript (word, start, end, score)."""
+"""Transcribe: captions or 16 kHz audio → a word-level transcript (word, start, end, score).
+
+Backends (`asr.backend`, or an ordered `asr.prefer` list):
+
+- `subtitles`: creator or automatic captions fetched with the video, when a usable track
+  exists; otherwise the next backend in `asr.prefer` is used;
+- `whisperx`: batched faster-whisper + wav2vec2 alignment (GPU in production);
+- `pocketsphinx`: the bundled English model on CPU (the embedded default).
+
+Of the audio backends in the list, the first that loads on this machine serves every video
+that captions did not: `prefer: [subtitles, whisperx, pocketsphinx]` runs WhisperX where it is
+installed and PocketSphinx elsewhere. Long audio is cut into overlapping chunks, and chunks of
+all the videos in a batch go to the recognizer together (up to `asr.batch_audio_s` of audio
+at a time), so a GPU backend fills its batches across videos while memory stays bounded.
+"""
 
 from __future__ import annotations
 
-import math
-import os
-import re
-import tempfile
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
+
+from vidray.asr.base import SAMPLE_RATE, Recognition, Recognizer, shift, stitch, to_float
+from vidray.asr.subtitles import transcribe_subtitles
 from vidray.audio import pcm_chunks
-from vidray.config import TranscribeConfig
+from vidray.config import AsrConfig, ConfigError
 from vidray.schema import Word
-from vidray.stages.base import Row, Stage
+from vidray.stages.base import Batch, Row, Stage, VideoError, failed, rows_to_table, to_rows
 
-_NON_WORDS = {"<s>", "</s>", "<sil>", "[noise]", "<unk>"}
-_VARIANT = re.compile(r"\(\d+\)$")  # PocketSphinx marks pronunciation variants: "the(2)"
+log = logging.getLogger(__name__)
 
-INSTALL_HINT = "PocketSphinx is needed for the CPU speech backend: pip install 'pocketsphinx>=5'"
-
-
-def words_from_segments(segments: Iterable[Any], frame_rate: int = 100) -> list[Word]:
-    """PocketSphinx segments → words, dropping silences, noise and sentence markers."""
-    words = []
-    for seg in segments:
-        text = _VARIANT.sub("", seg.word).lower()
-        if text in _NON_WORDS or text.startswith("++") or text.startswith("["):
-            continue
-        words.append(
-            Word(
-                text,
-                seg.start_frame / frame_rate,
-                (seg.end_frame + 1) / frame_rate,
-                min(1.0, max(0.0, float(seg.prob))),
-            )
-        )
-    return words
+AUDIO_BACKENDS = ("whisperx", "pocketsphinx")
+BACKENDS = ("subtitles", *AUDIO_BACKENDS)
 
 
-def read_vocabulary(path: str) -> dict[str, float]:
-    """A vocabulary file: one word per line, optionally followed by a count; `#` starts a comment."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ValueError(f"cannot read transcribe.vocabulary {path!r}: {exc}") from exc
-    counts: dict[str, float] = {}
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if parts:
-            count = float(parts[1]) if len(parts) > 1 else 1.0
-            counts[parts[0].lower()] = counts.get(parts[0].lower(), 0.0) + count
-    return counts
+def load_recognizer(name: str, cfg: AsrConfig) -> Recognizer:
+    if name == "pocketsphinx":
+        from vidray.asr.pocketsphinx import PocketSphinxRecognizer
+
+        return PocketSphinxRecognizer(cfg)
+    from vidray.asr.whisperx import WhisperXRecognizer
+
+    return WhisperXRecognizer(cfg)
 
 
-def write_unigram_lm(counts: dict[str, float], folder: str) -> str:
-    """An ARPA unigram language model over a domain's vocabulary, words weighted by count.
-
-    Restricting the recognizer to a domain's vocabulary (cooking, travel, ...) raises the share
-    of content words it gets right far above the general English model; see docs/benchmarks.md.
-    """
-    if not counts:
-        raise ValueError("transcribe.vocabulary is empty")
-    total = sum(counts.values()) + 1.0
-    lines = ["\\data\\", f"ngram 1={len(counts) + 2}", "", "\\1-grams:", "-99 <s> 0"]
-    lines += [f"{math.log10(1.0 / total):.4f} </s> 0"]
-    lines += [f"{math.log10(c / total):.4f} {w} 0" for w, c in sorted(counts.items())]
-    lines += ["", "\\end\\", ""]
-    path = os.path.join(folder, "vocabulary.arpa")
-    with open(path, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines))
-    return path
-
-
-CHUNK_S = 600.0  # long tracks are recognised in utterances of this length
-
-
-class PocketSphinxRecognizer:
-    """The bundled English PocketSphinx model, decoding a whole track as one utterance.
-
-    One utterance gives a lower word error rate than cutting speech into segments first.
-    """
-
-    def __init__(self, cfg: TranscribeConfig) -> None:
-        try:
-            from pocketsphinx import Decoder
-        except ImportError as exc:  # pragma: no cover - depends on the install
-            raise RuntimeError(INSTALL_HINT) from exc
-        kwargs: dict[str, Any] = {"loglevel": "FATAL"}
-        if cfg.model != "default":
-            kwargs["hmm"] = cfg.model
-        if cfg.vocabulary:
-            self._lm_dir = tempfile.TemporaryDirectory(prefix="vidray-lm-")
-            kwargs["lm"] = write_unigram_lm(read_vocabulary(cfg.vocabulary), self._lm_dir.name)
-        self.decoder = Decoder(**kwargs)
-        self.frame_rate = int(self.decoder.config["frate"])
-        self.model = "pocketsphinx-en-us" if cfg.model == "default" else cfg.model
-        if cfg.vocabulary:
-            self.model += f"+vocabulary:{os.path.basename(cfg.vocabulary)}"
-
-    def transcribe(self, audio: bytes) -> list[Word]:
-        """Words of a FLAC track, decoded in pieces of at most ten minutes (bounded memory)."""
-        words: list[Word] = []
-        for offset, pcm in pcm_chunks(audio, chunk_s=CHUNK_S):
-            self.decoder.start_utt()
-            self.decoder.process_raw(pcm.tobytes(), full_utt=True)
-            self.decoder.end_utt()
-            if self.decoder.hyp() is None:
-                continue
-            words += [
-                w._replace(start=w.start + offset, end=w.end + offset)
-                for w in words_from_segments(self.decoder.seg(), self.frame_rate)
-            ]
-        return words
-
-
-BACKENDS = {"pocketsphinx": PocketSphinxRecognizer}
+def check_backends(cfg: AsrConfig) -> list[str]:
+    """The backends to try, in order; a name that is not a backend is a job error."""
+    names = cfg.backends()
+    unknown = [n for n in names if n not in BACKENDS]
+    if unknown:
+        key = "asr.prefer" if cfg.prefer else "asr.backend"
+        raise ConfigError(f"unknown {key} {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    return names
 
 
 class TranscribeStage(Stage):
-    """FLAC audio → `transcript` (a list of words with times and scores); drops the audio."""
+    """Rows with `audio` (FLAC) and `subtitles` → `transcript`, `asr_backend`, `asr_model`,
+    `language`; the audio is dropped."""
 
     name = "transcribe"
 
-    def __init__(self, cfg: TranscribeConfig) -> None:
+    cfg: AsrConfig
+
+    def __init__(self, cfg: AsrConfig) -> None:
         super().__init__(cfg)
-        if cfg.backend not in BACKENDS:
-            raise ValueError(f"unknown asr backend {cfg.backend!r}; known: {', '.join(BACKENDS)}")
+        self.order = check_backends(cfg)
+        if "pocketsphinx" in self.order and cfg.pocketsphinx.vocabulary:
+            from vidray.asr.pocketsphinx import read_vocabulary
 
-    def setup(self) -> None:
-        self.recognizer = BACKENDS[self.cfg.backend](self.cfg)
+            read_vocabulary(cfg.pocketsphinx.vocabulary)  # a missing file is a job error
+        self._recognizer: Recognizer | None = None
 
-    def process(self, row: Row) -> Row:
-        audio = row.get("audio")
-        words = self.recognizer.transcribe(audio) if audio else []
-        out = {k: v for k, v in row.items() if k != "audio"}
-        return {
-            **out,
-            "transcript": [w._asdict() for w in words],
-            "asr_backend": self.cfg.backend,
-            "asr_model": self.recognizer.model,
-            "language": self.cfg.language,
-        }
+    @property
+    def recognizer(self) -> Recognizer:
+        """The first audio backend in the list that loads here; loaded on first need only, so
+        a run served entirely by captions never loads a speech model."""
+        if self._recognizer is None:
+            names = [n for n in self.order if n in AUDIO_BACKENDS]
+            if not names:
+                raise VideoError("no_subtitles", "no usable caption track, and no audio backend")
+            for i, name in enumerate(names):
+                try:
+                    self._recognizer = load_recognizer(name, self.cfg)
+                    break
+                except (ImportError, RuntimeError) as exc:
+                    if i == len(names) - 1:
+                        raise
+                    log.warning(
+                        "asr backend %s unavailable (%s); trying %s", name, exc, names[i + 1]
+                    )
+        assert self._recognizer is not None
+        return self._recognizer
+
+    def __call__(self, batch: Batch) -> Any:
+        rows = to_rows(batch)
+        out: list[Row | None] = [row if row.get("error") else None for row in rows]
+        need_audio = []
+        for i, row in enumerate(rows):
+            if out[i] is None:
+                try:
+                    out[i] = self.from_captions(row)
+                except Exception as exc:
+                    out[i] = failed(row, self.name, exc)
+                if out[i] is None:
+                    need_audio.append(i)
+        if need_audio:
+            for i, result in zip(need_audio, self.from_audio([rows[i] for i in need_audio])):
+                out[i] = result
+        return rows_to_table([r for r in out if r is not None])
+
+    def from_captions(self, row: Row) -> Row | None:
+        """The row transcribed from its captions, if captions come first and a track is usable."""
+        for name in self.order:
+            if name in AUDIO_BACKENDS:
+                return None
+            found = transcribe_subtitles(row.get("subtitles") or [], self.cfg)
+            if found:
+                words, language, model = found
+                return finish(row, words, "subtitles", model, language)
+        raise VideoError("no_subtitles", "no usable caption track and no audio backend configured")
+
+    def from_audio(self, rows: list[Row]) -> list[Row]:
+        """Rows transcribed by the audio backend, their chunks batched across the rows."""
+        pieces: list[list[tuple[float, float, list[Word]]]] = [[] for _ in rows]
+        languages: list[list[str]] = [[] for _ in rows]
+        errors: dict[int, Exception] = {}
+        try:
+            recognizer = self.recognizer
+        except Exception as exc:
+            return [failed(row, self.name, exc) for row in rows]
+        pending: list[tuple[int, float, np.ndarray]] = []
+
+        def run() -> None:
+            for idx, start, clip, result in recognize_isolated(recognizer, pending):
+                if isinstance(result, Exception):
+                    errors.setdefault(idx, result)
+                    continue
+                pieces[idx].append(
+                    (start, start + len(clip) / SAMPLE_RATE, shift(result.words, start))
+                )
+                if result.language:
+                    languages[idx].append(result.language)
+            pending.clear()
+
+        held = 0.0
+        for idx, start, clip in self.clips(rows, errors):
+            pending.append((idx, start, clip))
+            held += len(clip) / SAMPLE_RATE
+            if held >= self.cfg.batch_audio_s:
+                run()
+                held = 0.0
+        run()
+        out = []
+        for idx, row in enumerate(rows):
+            if idx in errors:
+                out.append(failed(row, self.name, errors[idx]))
+                continue
+            language = (
+                max(set(languages[idx]), key=languages[idx].count) if languages[idx] else None
+            )
+            words = stitch(sorted(pieces[idx], key=lambda p: p[0]))
+            model = recognizer.model
+            out.append(finish(row, words, recognizer.backend, model, language or self.cfg.language))
+        return out
+
+    def clips(
+        self, rows: list[Row], errors: dict[int, Exception]
+    ) -> Iterator[tuple[int, float, np.ndarray]]:
+        """(row index, start seconds, float32 samples) for every chunk of every row's audio."""
+        for idx, row in enumerate(rows):
+            if not row.get("audio"):
+                continue
+            try:
+                for start, pcm in pcm_chunks(row["audio"], self.cfg.chunk_s, self.cfg.overlap_s):
+                    yield idx, start, to_float(pcm)
+            except Exception as exc:
+                errors[idx] = VideoError("corrupt_audio", f"cannot read the decoded audio: {exc}")
+
+
+def recognize_isolated(
+    recognizer: Recognizer, pending: list[tuple[int, float, np.ndarray]]
+) -> Iterator[tuple[int, float, np.ndarray, Recognition | Exception]]:
+    """Recognize all pending clips in one call; if that fails, clip by clip, so one bad clip
+    fails only its own video."""
+    if not pending:
+        return
+    try:
+        results: list[Recognition | Exception] = list(
+            recognizer.recognize([c for _, _, c in pending])
+        )
+    except Exception:
+        results = []
+        for _, _, clip in pending:
+            try:
+                results.append(recognizer.recognize([clip])[0])
+            except Exception as exc:
+                results.append(exc)
+    for (idx, start, clip), result in zip(pending, results, strict=True):
+        yield idx, start, clip, result
+
+
+def finish(row: Row, words: list[Word], backend: str, model: str, language: str | None) -> Row:
+    out = {k: v for k, v in row.items() if k != "audio"}
+    return {
+        **out,
+        "transcript": [w._asdict() for w in words],
+        "asr_backend": backend,
+        "asr_model": model,
+        "language": language,
+    }

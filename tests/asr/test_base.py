@@ -1,0 +1,70 @@
+import math
+
+import av
+import numpy as np
+
+from vidray.asr.base import fill_missing_times, shift, stitch
+from vidray.audio import FlacWriter, pcm_chunks
+from vidray.schema import Word
+
+
+def _flac(samples: np.ndarray, rate: int = 16_000) -> bytes:
+    writer = FlacWriter(rate)
+    frame = av.AudioFrame.from_ndarray(samples.reshape(1, -1), format="s16", layout="mono")
+    frame.sample_rate = rate
+    writer.write(frame)
+    return writer.close()
+
+
+def test_chunks_overlap_and_cover_the_track() -> None:
+    samples = (np.arange(16_000 * 25) % 20_000).astype(np.int16)
+    chunks = list(pcm_chunks(_flac(samples), chunk_s=10, overlap_s=2))
+    assert [(start, len(c) / 16_000) for start, c in chunks] == [(0, 10), (8, 10), (16, 9)]
+    for start, c in chunks:
+        assert np.array_equal(c, samples[int(start * 16_000) :][: len(c)])
+
+
+def test_a_tail_inside_the_last_overlap_is_not_a_chunk_of_its_own() -> None:
+    samples = np.zeros(16_000 * 18, dtype=np.int16)  # 10 s, then 8..18 s: the end exactly
+    assert [s for s, _ in pcm_chunks(_flac(samples), chunk_s=10, overlap_s=2)] == [0, 8]
+
+
+def _w(text: str, start: float, end: float) -> Word:
+    return Word(text, start, end, 1.0)
+
+
+def test_stitch_keeps_each_seam_word_once() -> None:
+    # Chunk 1 covers 0–10 s, chunk 2 covers 8–18 s: the overlap's middle is at 9 s.
+    first = [_w("slice", 1, 1.5), _w("the", 8.2, 8.4), _w("tomato", 8.9, 9.3), _w("cut", 9.8, 10)]
+    second = [_w("the", 8.2, 8.4), _w("tomato", 8.9, 9.3), _w("cutting", 9.8, 10.4)]
+    words = stitch([(0, 10, first), (8, 18, second)])
+    assert [w.word for w in words] == ["slice", "the", "tomato", "cutting"]
+
+
+def test_stitch_without_overlap_concatenates() -> None:
+    words = stitch([(0, 5, [_w("a", 1, 2)]), (5, 10, shift([_w("b", 1, 2)], 5))])
+    assert [(w.word, w.start) for w in words] == [("a", 1), ("b", 6)]
+
+
+def test_missing_times_are_interpolated_and_flagged() -> None:
+    words = fill_missing_times(
+        [
+            ("pour", 1.0, 1.4, 0.9),
+            ("2", None, None, None),
+            ("%", math.nan, math.nan, None),
+            ("cups", 2.0, 2.5, 0.8),
+            ("now", None, None, 0.5),
+        ],
+        clip_end=3.0,
+    )
+    assert [w.word for w in words] == ["pour", "2", "%", "cups", "now"]
+    assert [w.interpolated for w in words] == [False, True, True, False, True]
+    assert (words[1].start, words[1].end) == (1.4, 1.7)
+    assert (words[2].start, words[2].end) == (1.7, 2.0)
+    assert (words[4].start, words[4].end) == (2.5, 3.0)
+    assert words[1].score == 0.0 and words[4].score == 0.5
+
+
+def test_missing_times_at_an_unknown_edge_get_a_nominal_length() -> None:
+    words = fill_missing_times([("a", None, None, 1.0), ("b", None, None, 1.0)], clip_start=4.0)
+    assert [(w.start, w.end) for w in words] == [(4.0, 4.3), (4.3, 4.6)]
