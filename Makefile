@@ -7,7 +7,7 @@ DEMO ?= demo
 VIDEOS ?= 8
 MINUTES ?= 2
 
-.PHONY: demo test lint system-deps install install-dev clean
+.PHONY: demo test lint system-deps install install-dev install-whisperx clean
 
 # espeak-ng voices the sample videos; ffmpeg is the reference the benchmarks compare against.
 system-deps:
@@ -30,12 +30,26 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 	$(PIP) -e '.[dev]'
 	touch $@
 
+# WhisperX (asr.backend=whisperx). whisperx 3.8.6 pins torch~=2.8, torchaudio, torchvision,
+# triton and CUDA packages (~4 GB): it goes in with --no-deps, its other requirements (the
+# `whisperx` extra) under the torch constraint. torchaudio is published only as CUDA builds for
+# other torch releases, whose compiled libraries cannot load here; whisperx and pyannote need
+# only its Python parts, which torchaudio imports on their own when the libraries are absent.
+$(VENV)/.installed-whisperx: $(VENV)/.installed
+	$(PIP) -e '.[whisperx]'
+	$(PIP) --no-deps whisperx==3.8.6
+	$(BIN)/python -c "import importlib.util as u, pathlib as p; \
+	  [f.unlink() for f in (p.Path(u.find_spec('torchaudio').origin).parent / 'lib').glob('*.so')]"
+	$(BIN)/python -c "import whisperx.asr, whisperx.alignment"
+	touch $@
+
 install: system-deps $(VENV)/.installed
-install-dev: system-deps $(VENV)/.installed-dev
+install-dev: system-deps $(VENV)/.installed-dev $(VENV)/.installed-whisperx
+install-whisperx: $(VENV)/.installed-whisperx
 
 demo: install
 	$(BIN)/vidray sample $(DEMO)/videos --videos $(VIDEOS) --minutes $(MINUTES) --seed 0
-	$(BIN)/vidray build $(DEMO)/videos --output $(DEMO)/dataset transcribe.vocabulary=$(DEMO)/videos/vocabulary.txt
+	$(BIN)/vidray build $(DEMO)/videos --output $(DEMO)/dataset asr.pocketsphinx.vocabulary=$(DEMO)/videos/vocabulary.txt
 	$(BIN)/vidray train $(DEMO)/dataset --model-dir $(DEMO)/model
 	$(BIN)/vidray score $(DEMO)/dataset --truth $(DEMO)/videos --model-dir $(DEMO)/model --examples 6 --out $(DEMO)/score.json --brief
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 
 from vidray.cli import main
@@ -55,6 +56,14 @@ def test_every_input_is_accounted_for(built: Path) -> None:
     silent = next(v for v in videos if v["source"].endswith("no_audio.mp4"))
     assert silent["has_audio"] is False and silent["n_labels"] == 0 and silent["frames_kept"] > 0
     assert all(v["asr_backend"] == "pocketsphinx" for v in videos)
+    spoken = [v for v in videos if v["has_audio"]]
+    # Narrated videos are mostly speech; their keywords carry salience; the run's document
+    # frequencies are written for later runs.
+    assert all(0.3 < v["speech_ratio"] <= 1 and v["hurst"] is not None for v in spoken)
+    assert silent["speech_ratio"] == 0 and silent["keywords"] == []
+    assert all(v["keywords"] and max(k["salience"] for k in v["keywords"]) == 1 for v in spoken)
+    stats = pq.read_table(built / "corpus_stats.parquet")
+    assert stats.schema.metadata[b"videos"] == b"5" and stats.num_rows > 10
 
 
 def test_frames_carry_their_scene_subject(built: Path, corpus: Path) -> None:

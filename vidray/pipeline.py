@@ -15,6 +15,7 @@ from vidray.asr.base import SAMPLE_RATE
 from vidray.config import BuildConfig, ConfigError, FetchConfig, StageResources
 from vidray.sink import ParquetSink, check_output, open_root, read_table, write_table
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
+from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.base import Chain
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
@@ -22,7 +23,6 @@ from vidray.stages.fetch import FetchStage, HostGate
 from vidray.stages.keywords import KeywordsStage, corpus_stats
 from vidray.stages.label import LabelStage
 from vidray.stages.shots import ShotsStage
-from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.transcribe import TranscribeStage
 
 log = logging.getLogger(__name__)

@@ -42,7 +42,7 @@ def test_keywords_keep_content_lemmas_only() -> None:
     assert [k["lemma"] for k in kws] == ["slice", "tomato", "sharp", "knife", "great"]
     first = kws[0]
     assert first["word"] == "slicing" and first["start"] == 6.0 and first["score"] == 0.9
-    assert 0 < min(k["salience"] for k in kws) and max(k["salience"] for k in kws) == 1.0
+    assert min(k["salience"] for k in kws) > 0 and max(k["salience"] for k in kws) == 1.0
 
 
 def test_pos_pipeline_keeps_content_words_and_adds_terms(pos_model: str) -> None:
@@ -79,7 +79,7 @@ def test_allow_and_block_lists(tmp_path: Path) -> None:
 
 
 def test_missing_word_list_is_a_job_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="keywords.allow_list"):
+    with pytest.raises(ConfigError, match=r"keywords\.allow_list"):
         KeywordsStage(KeywordsConfig(allow_list=str(tmp_path / "nope.txt")))
 
 

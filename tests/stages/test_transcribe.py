@@ -1,3 +1,4 @@
+import itertools
 from collections.abc import Sequence
 from pathlib import Path
 from types import SimpleNamespace
@@ -88,7 +89,7 @@ def test_chunked_audio_gives_the_same_words_once(decoded: list[dict]) -> None:
     starts = [w["start"] for w in chunked]
     assert starts == sorted(starts)
     # No word heard by two chunks is kept twice: a repeat would overlap its twin in time.
-    for a, b in zip(chunked, chunked[1:], strict=False):
+    for a, b in itertools.pairwise(chunked):
         assert not (a["word"] == b["word"] and b["start"] < a["end"])
     assert abs(len(chunked) - len(whole)) <= 0.2 * len(whole)
     common = set(w["word"] for w in whole) & set(w["word"] for w in chunked)
@@ -145,9 +146,9 @@ def test_no_audio_gives_an_empty_transcript(decoded: list[dict]) -> None:
 
 
 def test_unknown_backend_and_missing_vocabulary_are_job_errors(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="unknown asr.backend nope"):
+    with pytest.raises(ConfigError, match=r"unknown asr\.backend nope"):
         TranscribeStage(AsrConfig(backend="nope"))
-    with pytest.raises(ConfigError, match="unknown asr.prefer"):
+    with pytest.raises(ConfigError, match=r"unknown asr\.prefer"):
         TranscribeStage(AsrConfig(prefer=["subtitles", "whisper"]))
-    with pytest.raises(ConfigError, match="asr.pocketsphinx.vocabulary"):
+    with pytest.raises(ConfigError, match=r"asr\.pocketsphinx\.vocabulary"):
         TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(vocabulary=str(tmp_path / "x"))))

@@ -22,8 +22,9 @@ from vidray.stages.base import Row, Stage
 
 # Hesitations and discourse markers narrators use that carry no meaning about the picture.
 FILLER_WORDS = frozenset(
-    "um uh er ah eh hmm mm mhm okay ok alright yeah yep oh well like actually basically really "
-    "literally right gonna wanna gotta let lets stuff thing things kinda sorta".split()
+    {"um", "uh", "er", "ah", "eh", "hmm", "mm", "mhm", "okay", "ok", "alright", "yeah", "yep"}
+    | {"oh", "well", "like", "actually", "basically", "really", "literally", "right", "gonna"}
+    | {"wanna", "gotta", "let", "lets", "stuff", "thing", "things", "kinda", "sorta"}
 )
 # Two-word fillers: both words are dropped when they come together.
 FILLER_PAIRS = frozenset({("you", "know"), ("i", "mean"), ("kind", "of"), ("sort", "of")})

@@ -106,7 +106,9 @@ class TranscribeStage(Stage):
                 if out[i] is None:
                     need_audio.append(i)
         if need_audio:
-            for i, result in zip(need_audio, self.from_audio([rows[i] for i in need_audio])):
+            for i, result in zip(
+                need_audio, self.from_audio([rows[i] for i in need_audio]), strict=True
+            ):
                 out[i] = result
         return rows_to_table([r for r in out if r is not None])
 
