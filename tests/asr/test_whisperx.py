@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,8 +18,10 @@ import pytest
 
 from vidray.asr.base import SAMPLE_RATE, Recognition
 from vidray.asr.whisperx import clip_spans, resolve_device, words_from_alignment
-from vidray.config import AsrConfig, ConfigError
+from vidray.config import AsrConfig, ConfigError, DecodeConfig
 from vidray.schema import Word
+from vidray.stages.decode import DecodeStage
+from vidray.stages.transcribe import TranscribeStage
 from vidray.testing.asr_models import LANGUAGES, WhisperXModels, whisperx_models
 
 WORDS = 16  # pseudo-words per segment: ~110 characters, more than 0.5 s of wav2vec2 frames
@@ -33,6 +36,8 @@ def test_auto_device_is_cuda_with_float16_when_there_is_one() -> None:
     assert resolve_device("cpu", "float32", cuda_available=True) == ("cpu", "float32")
     with pytest.raises(ConfigError):
         resolve_device("tpu", "auto", cuda_available=False)
+    with pytest.raises(RuntimeError, match="no CUDA device"):
+        resolve_device("cuda", "auto", cuda_available=False)
 
 
 def test_vad_segments_are_cut_to_the_clip() -> None:
@@ -229,6 +234,37 @@ def test_a_language_without_an_alignment_model_keeps_segment_times(
     assert result.language == "haw" and len(result.words) == WORDS
     assert all(w.interpolated for w in result.words)
     _check(result.words, len(clips[0]) / SAMPLE_RATE)
+
+
+def test_the_stage_chunks_and_batches_videos_through_whisperx(
+    models: WhisperXModels, samples: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [{"video_id": p.stem, "source": str(p)} for p in sorted(samples.glob("*.mp4"))]
+    decoded = DecodeStage(DecodeConfig())(rows).to_pylist()
+    cfg = _config(models, language="en", chunk_s=25.0, overlap_s=4.0)
+    stage = TranscribeStage(cfg)
+    batches = _batches(stage.recognizer, monkeypatch)
+    out = stage(decoded).to_pylist()
+    assert [r["asr_backend"] for r in out] == ["whisperx", "whisperx"]
+    assert all(r["language"] == "en" and "int8" in r["asr_model"] for r in out)
+    # Two 25 s chunks per 40 s video: the speech segments of all four share one forward pass.
+    assert len(batches) == 1 and batches[0] >= 4
+    for row in out:
+        words = row["transcript"]
+        assert words and all(0 <= w["start"] <= w["end"] <= row["duration_s"] + 0.1 for w in words)
+        assert [w["start"] for w in words] == sorted(w["start"] for w in words)
+
+
+def test_prefer_falls_back_when_whisperx_cannot_run_here(
+    models: WhisperXModels, samples: Path
+) -> None:
+    decoded = DecodeStage(DecodeConfig())(
+        [{"video_id": "v", "source": str(samples / "sample_000.mp4")}]
+    )
+    cfg = _config(models, prefer=["whisperx", "pocketsphinx"])
+    cfg.whisperx.device = "cuda"  # no GPU on this machine: PocketSphinx serves instead
+    (row,) = TranscribeStage(cfg)(decoded).to_pylist()
+    assert row["asr_backend"] == "pocketsphinx" and row["transcript"]
 
 
 @pytest.mark.gpu

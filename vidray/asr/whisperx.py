@@ -33,6 +33,9 @@ def resolve_device(device: str, compute_type: str, cuda_available: bool) -> tupl
         raise ConfigError(f"asr.whisperx.device must be auto, cuda or cpu, not {device!r}")
     if device == "auto":
         device = "cuda" if cuda_available else "cpu"
+    if device == "cuda" and not cuda_available:
+        # RuntimeError: `asr.prefer` moves on to the next backend on a machine without a GPU.
+        raise RuntimeError("asr.whisperx.device is cuda but this machine has no CUDA device")
     if compute_type == "auto":
         compute_type = "float16" if device == "cuda" else "int8"
     return device, compute_type
