@@ -48,12 +48,25 @@ def main() -> None:
             {"videos": len(rows), "audio_s": round(audio_s), "decode_transcribe_s": round(asr_s, 1)}
         )
     )
-    grid = itertools.product([True, False], [0.5, 0.7], [3.0, 6.0, 10.0], [0.3, 0.5])
-    for shots_on, min_word, window, min_score in grid:
+    grid = [
+        (shots_on, min_word, window, min_score, 0.0)
+        for shots_on, min_word, window, min_score in itertools.product(
+            [True, False], [0.5, 0.7], [3.0, 6.0, 10.0], [0.3, 0.5]
+        )
+    ]
+    # Salience folded into the label weight, at the default settings otherwise.
+    d = cfg.label
+    grid += [(True, d.min_word_score, d.before_s, d.min_score, w) for w in (0.25, 0.5, 1.0)]
+    for shots_on, min_word, window, min_score, salience in grid:
         c = dataclasses.replace(cfg)
         c.shots = dataclasses.replace(cfg.shots, enabled=shots_on)
         c.label = dataclasses.replace(
-            cfg.label, min_word_score=min_word, before_s=window, after_s=window, min_score=min_score
+            cfg.label,
+            min_word_score=min_word,
+            before_s=window,
+            after_s=window,
+            min_score=min_score,
+            salience_weight=salience,
         )
         out = LabelStage(c.label)(DedupStage(c.dedup)(ShotsStage(c.shots)(rows))).to_pylist()
         setting = {
@@ -61,6 +74,7 @@ def main() -> None:
             "min_word_score": min_word,
             "window_s": window,
             "min_score": min_score,
+            "salience_weight": salience,
         }
         frames = [{**f, "source": row["source"]} for row in out for f in row["frames"]]
         print(json.dumps({**setting, **score_labels(frames, truths, nlp)}))
