@@ -132,7 +132,7 @@ def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFix
     assert known
     precision, base_rate = [], []
     for s in known:
-        found = model.search([s], k=3, with_images=False)
-        precision.append(sum(shown.get((h["video_id"], h["frame_ts"])) == s for h in found) / 3)
+        found = model.search([s], k=5, with_images=False)
+        precision.append(sum(shown.get((h["video_id"], h["frame_ts"])) == s for h in found) / 5)
         base_rate.append(sum(v == s for v in shown.values()) / len(shown))
-    assert sum(precision) >= 2 * sum(base_rate), (known, precision, base_rate)
+    assert sum(precision) >= 1.5 * sum(base_rate), (known, precision, base_rate)

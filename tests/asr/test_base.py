@@ -3,7 +3,7 @@ import math
 import av
 import numpy as np
 
-from vidray.asr.base import fill_missing_times, shift, stitch
+from vidray.asr.base import fill_missing_times, shift, stitch, to_float, to_int16
 from vidray.audio import FlacWriter, pcm_chunks
 from vidray.schema import Word
 
@@ -68,3 +68,8 @@ def test_missing_times_are_interpolated_and_flagged() -> None:
 def test_missing_times_at_an_unknown_edge_get_a_nominal_length() -> None:
     words = fill_missing_times([("a", None, None, 1.0), ("b", None, None, 1.0)], clip_start=4.0)
     assert [(w.start, w.end) for w in words] == [(4.0, 4.3), (4.3, 4.6)]
+
+
+def test_int16_round_trips_exactly() -> None:
+    pcm = np.array([-32768, -32767, -1, 0, 1, 12345, 32767], dtype=np.int16)
+    assert np.array_equal(to_int16(to_float(pcm)), pcm)

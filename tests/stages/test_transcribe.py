@@ -150,5 +150,7 @@ def test_unknown_backend_and_missing_vocabulary_are_job_errors(tmp_path: Path) -
         TranscribeStage(AsrConfig(backend="nope"))
     with pytest.raises(ConfigError, match=r"unknown asr\.prefer"):
         TranscribeStage(AsrConfig(prefer=["subtitles", "whisper"]))
+    with pytest.raises(ConfigError, match="put subtitles first"):
+        TranscribeStage(AsrConfig(prefer=["pocketsphinx", "subtitles"]))
     with pytest.raises(ConfigError, match=r"asr\.pocketsphinx\.vocabulary"):
         TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(vocabulary=str(tmp_path / "x"))))

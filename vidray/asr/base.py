@@ -108,5 +108,6 @@ def to_float(pcm: np.ndarray) -> np.ndarray:
 
 
 def to_int16(clip: np.ndarray) -> np.ndarray:
-    """float32 samples in [-1, 1] → int16 (PocketSphinx takes raw 16-bit PCM)."""
-    return (np.clip(clip, -1.0, 1.0) * 32767.0).astype(np.int16)
+    """float32 samples in [-1, 1] → int16 (PocketSphinx takes raw 16-bit PCM); exact inverse of
+    `to_float`, so decoded 16-bit audio reaches PocketSphinx unchanged."""
+    return np.clip(np.round(clip * 32768.0), -32768, 32767).astype(np.int16)

@@ -52,6 +52,12 @@ def check_backends(cfg: AsrConfig) -> list[str]:
     if unknown:
         key = "asr.prefer" if cfg.prefer else "asr.backend"
         raise ConfigError(f"unknown {key} {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    audio = [i for i, n in enumerate(names) if n in AUDIO_BACKENDS]
+    if "subtitles" in names and audio and names.index("subtitles") > audio[0]:
+        raise ConfigError(
+            "asr.prefer lists subtitles after a speech backend, which always answers first: "
+            "put subtitles first (e.g. [subtitles, whisperx, pocketsphinx])"
+        )
     return names
 
 
