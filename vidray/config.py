@@ -65,6 +65,8 @@ class DecodeConfig:
 class PocketSphinxConfig:
     model: str = "default"  # "default" = the English model bundled with pocketsphinx, or a folder
     vocabulary: str | None = None  # a word-list file: restrict the recognizer to a domain's words
+    lm: str | None = None  # a language model file (ARPA or binary) instead of the bundled one
+    dictionary: str | None = None  # a pronunciation dictionary for words the bundled one lacks
 
 
 @dataclass

@@ -7,7 +7,12 @@ import numpy as np
 import pytest
 
 from vidray.asr.base import Recognition
-from vidray.asr.pocketsphinx import PocketSphinxRecognizer, read_vocabulary, words_from_segments
+from vidray.asr.pocketsphinx import (
+    PocketSphinxRecognizer,
+    read_vocabulary,
+    words_from_segments,
+    write_unigram_lm,
+)
 from vidray.config import AsrConfig, ConfigError, DecodeConfig, PocketSphinxConfig
 from vidray.stages.decode import DecodeStage
 from vidray.stages.transcribe import TranscribeStage
@@ -82,6 +87,15 @@ def test_real_speech_is_recognised_with_times(
     assert len(close) >= 0.7 * len(matched)
 
 
+def test_a_language_model_file(samples: Path, decoded: list[dict], tmp_path: Path) -> None:
+    lm = write_unigram_lm(read_vocabulary(str(samples / "vocabulary.txt")), str(tmp_path))
+    row = TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(lm=lm)))(decoded[:1])
+    row = row.to_pylist()[0]
+    assert row["asr_model"] == "pocketsphinx-en-us+lm:vocabulary.arpa"
+    vocabulary = set(read_vocabulary(str(samples / "vocabulary.txt")))
+    assert row["transcript"] and {w["word"] for w in row["transcript"]} <= vocabulary
+
+
 def test_chunked_audio_gives_the_same_words_once(decoded: list[dict]) -> None:
     whole = TranscribeStage(AsrConfig())(decoded[:1]).to_pylist()[0]["transcript"]
     chunked_cfg = AsrConfig(chunk_s=12.0, overlap_s=3.0)
@@ -152,5 +166,7 @@ def test_unknown_backend_and_missing_vocabulary_are_job_errors(tmp_path: Path) -
         TranscribeStage(AsrConfig(prefer=["subtitles", "whisper"]))
     with pytest.raises(ConfigError, match="put subtitles first"):
         TranscribeStage(AsrConfig(prefer=["pocketsphinx", "subtitles"]))
+    with pytest.raises(ConfigError, match=r"asr\.pocketsphinx\.lm"):
+        TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(lm=str(tmp_path / "x.lm"))))
     with pytest.raises(ConfigError, match=r"asr\.pocketsphinx\.vocabulary"):
         TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(vocabulary=str(tmp_path / "x"))))

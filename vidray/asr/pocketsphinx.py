@@ -90,6 +90,12 @@ class PocketSphinxRecognizer:
         kwargs: dict[str, Any] = {"loglevel": "FATAL"}
         if ps.model != "default":
             kwargs["hmm"] = ps.model
+        if ps.vocabulary and ps.lm:
+            raise ConfigError("set asr.pocketsphinx.vocabulary or asr.pocketsphinx.lm, not both")
+        if ps.lm:
+            kwargs["lm"] = ps.lm
+        if ps.dictionary:
+            kwargs["dict"] = ps.dictionary
         if ps.vocabulary:
             self._lm_dir = tempfile.TemporaryDirectory(prefix="vidray-lm-")
             kwargs["lm"] = write_unigram_lm(read_vocabulary(ps.vocabulary), self._lm_dir.name)
@@ -97,8 +103,9 @@ class PocketSphinxRecognizer:
         self.frame_rate = int(self.decoder.config["frate"])
         self.language = cfg.language or "en"
         self.model = "pocketsphinx-en-us" if ps.model == "default" else ps.model
-        if ps.vocabulary:
-            self.model += f"+vocabulary:{os.path.basename(ps.vocabulary)}"
+        for key, path in (("vocabulary", ps.vocabulary), ("lm", ps.lm), ("dict", ps.dictionary)):
+            if path:
+                self.model += f"+{key}:{os.path.basename(path)}"
 
     def recognize(self, clips: Sequence[np.ndarray]) -> list[Recognition]:
         return [Recognition(self._words(clip), self.language) for clip in clips]

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,7 @@ import numpy as np
 from vidray.asr.base import SAMPLE_RATE, Recognition, Recognizer, shift, stitch, to_float
 from vidray.asr.subtitles import transcribe_subtitles
 from vidray.audio import pcm_chunks
-from vidray.config import AsrConfig, ConfigError
+from vidray.config import AsrConfig, ConfigError, PocketSphinxConfig
 from vidray.schema import Word
 from vidray.stages.base import Batch, Row, Stage, VideoError, failed, rows_to_table, to_rows
 
@@ -61,6 +62,18 @@ def check_backends(cfg: AsrConfig) -> list[str]:
     return names
 
 
+def check_pocketsphinx_files(cfg: PocketSphinxConfig) -> None:
+    """Missing model files are job errors, found on the driver before any video is read."""
+    from vidray.asr.pocketsphinx import read_vocabulary
+
+    if cfg.vocabulary:
+        read_vocabulary(cfg.vocabulary)
+    for key in ("lm", "dictionary"):
+        path = getattr(cfg, key)
+        if path and not Path(path).is_file():
+            raise ConfigError(f"asr.pocketsphinx.{key} {path!r} is not a file")
+
+
 class TranscribeStage(Stage):
     """Rows with `audio` (FLAC) and `subtitles` → `transcript`, `asr_backend`, `asr_model`,
     `language`; the audio is dropped."""
@@ -72,10 +85,8 @@ class TranscribeStage(Stage):
     def __init__(self, cfg: AsrConfig) -> None:
         super().__init__(cfg)
         self.order = check_backends(cfg)
-        if "pocketsphinx" in self.order and cfg.pocketsphinx.vocabulary:
-            from vidray.asr.pocketsphinx import read_vocabulary
-
-            read_vocabulary(cfg.pocketsphinx.vocabulary)  # a missing file is a job error
+        if "pocketsphinx" in self.order:
+            check_pocketsphinx_files(cfg.pocketsphinx)
         self._recognizer: Recognizer | None = None
 
     @property
