@@ -43,7 +43,9 @@ def pcm_chunks(
     audio: bytes, chunk_s: float = 600.0, overlap_s: float = 0.0
 ) -> Iterator[tuple[float, np.ndarray]]:
     """(start seconds, int16 samples) pieces of at most `chunk_s` seconds of a FLAC track, each
-    starting `overlap_s` before the previous one ended; only one piece is held at a time."""
+    starting `overlap_s` before the previous one ended; the last piece reaches back so it is a
+    whole `chunk_s` long (a recognizer does worse on a few seconds out of context). At most two
+    pieces are held at a time."""
     import av
 
     container: Any
@@ -54,16 +56,25 @@ def pcm_chunks(
         overlap = min(max(0, int(overlap_s * rate)), limit // 2)
         parts: list[np.ndarray] = []
         held = done = 0  # samples held; the sample index where the held ones start
+        last = np.zeros(0, dtype=np.int16)  # the piece yielded last
         for frame in container.decode(stream):
             parts.append(_samples(frame))
             held += frame.samples
             while held >= limit:
                 block = np.concatenate(parts)
-                yield done / rate, block[:limit]
+                last = block[:limit]
+                yield done / rate, last
                 step = limit - overlap
                 parts, held, done = [block[step:]], held - step, done + step
-        if held > overlap or (held and not done):  # else the tail lies inside the last piece
-            yield done / rate, np.concatenate(parts)
+        if held and not done:
+            yield 0.0, np.concatenate(parts)
+        elif held > overlap:  # else the tail lies inside the last piece
+            back = limit - held  # samples of the last piece that precede the tail
+            tail = np.concatenate(parts)
+            yield (
+                (done - back) / rate,
+                np.concatenate([last[len(last) - overlap - back : len(last) - overlap], tail]),
+            )
 
 
 def _samples(frame: Any) -> np.ndarray:

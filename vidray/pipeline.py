@@ -13,7 +13,7 @@ from typing import Any
 
 from vidray.asr.base import SAMPLE_RATE
 from vidray.config import BuildConfig, ConfigError, FetchConfig, StageResources
-from vidray.sink import ParquetSink, check_output, open_root, read_table, write_table
+from vidray.sink import ParquetSink, check_output, iter_batches, open_root, write_table
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.base import Chain
@@ -48,6 +48,11 @@ def stage_plan(
             f"{SAMPLE_RATE} Hz audio: leave it at {SAMPLE_RATE}"
         )
     media = f"{output.rstrip('/')}/media"
+    if "subtitles" in cfg.asr.backends() and not cfg.fetch.subtitles:
+        raise ConfigError(
+            "asr uses subtitles but fetch.subtitles is false, so no captions would be fetched: "
+            "set fetch.subtitles=true"
+        )
     # Built here once so job errors (an unknown backend, a missing word list) stop the job on
     # the driver instead of failing every actor; the constructors only read small files.
     TranscribeStage(cfg.asr)
@@ -159,7 +164,8 @@ def run_build(
 def write_corpus_stats(root: str) -> None:
     """ROOT/corpus_stats.parquet: in how many videos each keyword was said, so a later run
     (`keywords.corpus_stats`) can score salience as tf-idf over this corpus."""
-    keywords = read_table(root, "videos", ["keywords"])["keywords"].to_pylist()
+    batches = iter_batches(root, "videos", ["keywords"])
+    keywords = (kws for batch in batches for kws in batch.column("keywords").to_pylist())
     fs, base = open_root(root)
     write_table(fs, f"{base}/corpus_stats.parquet", corpus_stats(keywords))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from collections.abc import Iterator
 from typing import Any
 
 import pyarrow as pa
@@ -126,18 +127,35 @@ def read_table(
 ) -> pa.Table:
     """One table of a dataset root, with its declared schema (empty if none was written);
     `filters` (a pyarrow expression) is pushed down so unwanted rows are never loaded."""
-    fs, base = open_root(root)
+    fs, files = table_files(root, table)
     schema = TABLES[table]
-    folder = f"{base}/{table}"
-    files = []
-    if fs.get_file_info(folder).type != pafs.FileType.NotFound:
-        files = sorted(
-            f.path
-            for f in fs.get_file_info(pafs.FileSelector(folder))
-            if f.path.endswith(".parquet") and not f.base_name.startswith(".")
-        )
     if not files:
         empty = schema.empty_table()
         return empty.select(columns) if columns else empty
     dataset = pq.ParquetDataset(files, filesystem=fs, schema=schema, filters=filters)
     return dataset.read(columns=columns)
+
+
+def iter_batches(
+    root: str, table: str, columns: list[str], batch_size: int = 1024
+) -> Iterator[pa.RecordBatch]:
+    """One table of a dataset root as record batches, so a large table is never all in memory."""
+    import pyarrow.dataset as pads
+
+    fs, files = table_files(root, table)
+    if files:
+        dataset = pads.dataset(files, filesystem=fs, schema=TABLES[table], format="parquet")
+        yield from dataset.to_batches(columns=columns, batch_size=batch_size)
+
+
+def table_files(root: str, table: str) -> tuple[pafs.FileSystem, list[str]]:
+    """The filesystem and the finished Parquet files of one table (temporary files skipped)."""
+    fs, base = open_root(root)
+    folder = f"{base}/{table}"
+    if fs.get_file_info(folder).type == pafs.FileType.NotFound:
+        return fs, []
+    return fs, sorted(
+        f.path
+        for f in fs.get_file_info(pafs.FileSelector(folder))
+        if f.path.endswith(".parquet") and not f.base_name.startswith(".")
+    )

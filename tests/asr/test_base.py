@@ -19,7 +19,8 @@ def _flac(samples: np.ndarray, rate: int = 16_000) -> bytes:
 def test_chunks_overlap_and_cover_the_track() -> None:
     samples = (np.arange(16_000 * 25) % 20_000).astype(np.int16)
     chunks = list(pcm_chunks(_flac(samples), chunk_s=10, overlap_s=2))
-    assert [(start, len(c) / 16_000) for start, c in chunks] == [(0, 10), (8, 10), (16, 9)]
+    # The last piece reaches back to be a whole 10 s.
+    assert [(start, len(c) / 16_000) for start, c in chunks] == [(0, 10), (8, 10), (15, 10)]
     for start, c in chunks:
         assert np.array_equal(c, samples[int(start * 16_000) :][: len(c)])
 
@@ -73,3 +74,12 @@ def test_missing_times_at_an_unknown_edge_get_a_nominal_length() -> None:
 def test_int16_round_trips_exactly() -> None:
     pcm = np.array([-32768, -32767, -1, 0, 1, 12345, 32767], dtype=np.int16)
     assert np.array_equal(to_int16(to_float(pcm)), pcm)
+
+
+def test_stitch_keeps_a_word_once_when_its_times_straddle_the_seam() -> None:
+    # The overlap 595–600 s has its middle at 597.5; the chunks place "tomato" either side.
+    a = [_w("sauce", 596.0, 596.8), _w("tomato", 597.20, 597.78)]
+    b = [_w("sauce", 596.0, 596.8), _w("tomato", 597.24, 597.82), _w("pasta", 598.5, 599.0)]
+    for first, second in ((a, b), (b[:2], a + b[2:])):
+        words = stitch([(0, 600, first), (595, 1200, second)])
+        assert [w.word for w in words] == ["sauce", "tomato", "pasta"]

@@ -34,6 +34,7 @@ def test_filler_mask_handles_two_word_fillers() -> None:
 def test_filler_like_is_kept_as_a_verb_when_tagged() -> None:
     assert filler_mask(["I", "like", "basil"], ["PRON", "VERB", "NOUN"]) == [False, False, False]
     assert filler_mask(["like", "the", "knife"], ["INTJ", "DET", "NOUN"]) == [True, False, False]
+    assert filler_mask(["let", "gonna"], ["VERB", "VERB"]) == [True, True]  # fillers as verbs
 
 
 def test_keywords_keep_content_lemmas_only() -> None:
@@ -81,6 +82,15 @@ def test_allow_and_block_lists(tmp_path: Path) -> None:
 def test_missing_word_list_is_a_job_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"keywords\.allow_list"):
         KeywordsStage(KeywordsConfig(allow_list=str(tmp_path / "nope.txt")))
+
+
+def test_a_missing_spacy_pipeline_or_bad_corpus_stats_is_a_job_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not an installed spaCy pipeline"):
+        KeywordsStage(KeywordsConfig(spacy_model="en_core_web_nope"))
+    bad = tmp_path / "stats.parquet"
+    pq.write_table(corpus_stats([]).replace_schema_metadata({}), bad)
+    with pytest.raises(ConfigError, match="not a corpus_stats.parquet"):
+        KeywordsStage(KeywordsConfig(corpus_stats=str(bad)))
 
 
 def test_salience_within_a_video_favours_focused_words() -> None:

@@ -38,9 +38,10 @@ def stitch(pieces: Iterable[tuple[float, float, list[Word]]]) -> list[Word]:
     """Words of overlapping chunks, given as (chunk start s, chunk end s, words in absolute
     time) in order → one transcript.
 
-    In the overlap between two chunks each keeps the words whose midpoint lies on its side of
-    the overlap's middle, so a word heard by both chunks is kept once and a word cut by one
-    chunk's edge comes from the chunk that heard it whole.
+    In the overlap between two chunks the earlier one keeps the words whose midpoint lies
+    before the overlap's middle, and the later one adds only words that start after the last
+    word kept: a word both chunks heard, with times a little apart, is kept once, and a word
+    cut by one chunk's edge comes from the chunk that heard it whole.
     """
     out: list[Word] = []
     prev_end: float | None = None
@@ -48,7 +49,8 @@ def stitch(pieces: Iterable[tuple[float, float, list[Word]]]) -> list[Word]:
         if prev_end is not None and start < prev_end:
             seam = (start + prev_end) / 2
             out = [w for w in out if (w.start + w.end) / 2 < seam]
-            words = [w for w in words if (w.start + w.end) / 2 >= seam]
+            kept_end = max([start, *(w.end for w in out)])
+            words = [w for w in words if (w.start + w.end) / 2 >= kept_end]
         out += words
         prev_end = end
     return out

@@ -90,8 +90,6 @@ class PocketSphinxRecognizer:
         kwargs: dict[str, Any] = {"loglevel": "FATAL"}
         if ps.model != "default":
             kwargs["hmm"] = ps.model
-        if ps.vocabulary and ps.lm:
-            raise ConfigError("set asr.pocketsphinx.vocabulary or asr.pocketsphinx.lm, not both")
         if ps.lm:
             kwargs["lm"] = ps.lm
         if ps.dictionary:

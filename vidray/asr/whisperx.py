@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vidray.asr.base import SAMPLE_RATE, Recognition, fill_missing_times
-from vidray.config import AsrConfig, ConfigError
+from vidray.config import AsrConfig, ConfigError, WhisperXConfig
 from vidray.schema import Word
 
 log = logging.getLogger(__name__)
@@ -24,6 +24,16 @@ INSTALL_HINT = (
     "(builds for another torch that cannot load; whisperx needs only torchaudio's Python parts)"
 )
 MAX_SEGMENT_S = 30.0  # Whisper's window: longer segments would be cut
+
+
+def check_config(wx: WhisperXConfig) -> None:
+    """Settings that can never work are job errors, raised on the driver (no whisperx import)."""
+    if wx.device not in ("auto", "cuda", "cpu"):
+        raise ConfigError(f"asr.whisperx.device must be auto, cuda or cpu, not {wx.device!r}")
+    if not 0 < wx.segment_s <= MAX_SEGMENT_S:
+        raise ConfigError(f"asr.whisperx.segment_s must be in (0, {MAX_SEGMENT_S:g}]")
+    if wx.batch_size < 1:
+        raise ConfigError(f"asr.whisperx.batch_size must be >= 1, got {wx.batch_size}")
 
 
 def resolve_device(device: str, compute_type: str, cuda_available: bool) -> tuple[str, str]:
@@ -118,8 +128,7 @@ class WhisperXRecognizer:
         except (ImportError, OSError) as exc:  # pragma: no cover - depends on the install
             raise RuntimeError(INSTALL_HINT) from exc
         wx = cfg.whisperx
-        if not 0 < wx.segment_s <= MAX_SEGMENT_S:
-            raise ConfigError(f"asr.whisperx.segment_s must be in (0, {MAX_SEGMENT_S:g}]")
+        check_config(wx)
         self.cfg = wx
         self.device, compute_type = resolve_device(
             wx.device, wx.compute_type, torch.cuda.is_available()
@@ -229,7 +238,17 @@ class WhisperXRecognizer:
                     language, self.device, self.cfg.align_model, self.cfg.download_root
                 )
             except ValueError:
-                if self.cfg.align_model:
+                # The same error says "no default model for this language" and "could not
+                # fetch it": only the first may degrade to interpolated times for good.
+                from whisperx.alignment import (
+                    DEFAULT_ALIGN_MODELS_HF,
+                    DEFAULT_ALIGN_MODELS_TORCH,
+                )
+
+                if self.cfg.align_model or language in {
+                    *DEFAULT_ALIGN_MODELS_HF,
+                    *DEFAULT_ALIGN_MODELS_TORCH,
+                }:
                     raise
                 log.warning(
                     "whisperx has no alignment model for %r: word times interpolated", language

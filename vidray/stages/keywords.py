@@ -37,9 +37,12 @@ INSTALL_HINT = "spaCy is needed for keywords: pip install 'spacy>=3.8' spacy-loo
 
 def filler_mask(words: Sequence[str], pos: Sequence[str] | None = None) -> list[bool]:
     """True where a word is a filler, including both parts of two-word fillers ("you know").
-    With POS tags, a filler word used as a verb ("I like tomatoes") is kept."""
+    With POS tags, "like" used as a verb ("I like tomatoes") is kept."""
     lower = [w.lower() for w in words]
-    mask = [w in FILLER_WORDS and not (pos and pos[i] == "VERB") for i, w in enumerate(lower)]
+    mask = [
+        w in FILLER_WORDS and not (w == "like" and pos and pos[i] == "VERB")
+        for i, w in enumerate(lower)
+    ]
     for i in range(1, len(lower)):
         if (lower[i - 1], lower[i]) in FILLER_PAIRS:
             mask[i - 1] = mask[i] = True
@@ -68,13 +71,23 @@ def load_nlp(model: str) -> Any:
         nlp.add_pipe("lemmatizer", config={"mode": "lookup"})
         nlp.initialize()
         return nlp
+    return spacy.load(model)
+
+
+def check_spacy_model(model: str) -> None:
+    """A pipeline that is neither `blank:LANG`, an installed package nor a folder is a job error,
+    found before any video is processed."""
+    if model.startswith("blank:") or Path(model).is_dir():
+        return
     try:
-        return spacy.load(model)
-    except OSError as exc:
+        import spacy
+    except ImportError as exc:  # pragma: no cover - depends on the install
+        raise RuntimeError(INSTALL_HINT) from exc
+    if not spacy.util.is_package(model):
         raise ConfigError(
             f"keywords.spacy_model {model!r} is not an installed spaCy pipeline or a pipeline "
             "folder; use blank:en for the offline default"
-        ) from exc
+        )
 
 
 def noun_terms(doc: Any) -> list[tuple[int, int]]:
@@ -106,12 +119,15 @@ def salience(
     keywords: Sequence[Keyword],
     window_s: float,
     corpus: tuple[dict[str, int], int] | None = None,
+    duration_s: float | None = None,
 ) -> dict[str, float]:
-    """Lemma → tf-idf scaled so the video's most salient lemma scores 1.
+    """Lemma → tf-idf (sublinear tf: 1 + log count) scaled so the video's most salient lemma
+    scores 1.
 
     With corpus statistics (document frequency per lemma, number of videos) the documents are
-    videos; without, the video's `window_s` windows are, so words said everywhere in the video
-    weigh less than its focused vocabulary, with no statistics needed beforehand.
+    videos; without, the video's `window_s` windows are (all of them, spoken in or not), so
+    words said everywhere in the video weigh less than its focused vocabulary, with no
+    statistics needed beforehand.
     """
     if not keywords:
         return {}
@@ -119,12 +135,16 @@ def salience(
     if corpus:
         df, n = corpus
     else:
+        width = max(window_s, 1e-3)
         windows: dict[str, set[int]] = {}
         for k in keywords:
-            windows.setdefault(k.lemma, set()).add(int(k.start // max(window_s, 1e-3)))
+            windows.setdefault(k.lemma, set()).add(int(k.start // width))
         df = {lemma: len(w) for lemma, w in windows.items()}
-        n = len(set().union(*windows.values()))
-    raw = {lemma: c * (math.log((1 + n) / (1 + df.get(lemma, 0))) + 1) for lemma, c in tf.items()}
+        n = max(len(set().union(*windows.values())), math.ceil((duration_s or 0) / width))
+    raw = {
+        lemma: (1 + math.log(c)) * (math.log((1 + n) / (1 + df.get(lemma, 0))) + 1)
+        for lemma, c in tf.items()
+    }
     top = max(raw.values())
     return {lemma: round(v / top, 4) for lemma, v in raw.items()}
 
@@ -139,6 +159,14 @@ def read_corpus_stats(path: str) -> tuple[dict[str, int], int]:
         raise ConfigError(f"cannot read keywords.corpus_stats {path!r}: {exc}") from exc
     meta = table.schema.metadata or {}
     n = int(meta.get(b"videos", b"0"))
+    if (
+        not {"lemma", "videos"} <= set(table.column_names)
+        or n < max(table["videos"].to_pylist() or [0])
+        or n < 1
+    ):
+        raise ConfigError(
+            f"keywords.corpus_stats {path!r} is not a corpus_stats.parquet written by vidray build"
+        )
     return dict(zip(table["lemma"].to_pylist(), table["videos"].to_pylist(), strict=True)), n
 
 
@@ -177,6 +205,7 @@ class KeywordsStage(Stage):
             read_word_list(cfg.block_list, "keywords.block_list") if cfg.block_list else frozenset()
         )
         self.corpus = read_corpus_stats(cfg.corpus_stats) if cfg.corpus_stats else None
+        check_spacy_model(cfg.spacy_model)
 
     def setup(self) -> None:
         self.nlp = load_nlp(self.cfg.spacy_model)
@@ -184,7 +213,9 @@ class KeywordsStage(Stage):
             w.lower() for w in self.cfg.extra_stop_words
         }
 
-    def keywords(self, transcript: list[dict[str, Any]]) -> list[Keyword]:
+    def keywords(
+        self, transcript: list[dict[str, Any]], duration_s: float | None = None
+    ) -> list[Keyword]:
         from spacy.tokens import Doc
 
         if not transcript:
@@ -224,9 +255,9 @@ class KeywordsStage(Stage):
         if self.allow is not None:
             found = [k for k in found if k.lemma in self.allow]
         found.sort(key=lambda k: (k.start, k.end))
-        scores = salience(found, self.cfg.salience_window_s, self.corpus)
+        scores = salience(found, self.cfg.salience_window_s, self.corpus, duration_s)
         return [k._replace(salience=scores[k.lemma]) for k in found]
 
     def process(self, row: Row) -> Row:
-        kws = self.keywords(row.get("transcript") or [])
+        kws = self.keywords(row.get("transcript") or [], row.get("duration_s"))
         return {**row, "keywords": [k._asdict() for k in kws]}

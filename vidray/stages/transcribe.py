@@ -17,6 +17,7 @@ at a time), so a GPU backend fills its batches across videos while memory stays 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,19 @@ def check_backends(cfg: AsrConfig) -> list[str]:
     if unknown:
         key = "asr.prefer" if cfg.prefer else "asr.backend"
         raise ConfigError(f"unknown {key} {', '.join(unknown)}; known: {', '.join(BACKENDS)}")
+    if cfg.chunk_s <= 0 or not 0 <= cfg.overlap_s < cfg.chunk_s / 2:
+        raise ConfigError(
+            f"asr.chunk_s must be > 0 and asr.overlap_s in [0, chunk_s / 2), got chunk_s "
+            f"{cfg.chunk_s:g}, overlap_s {cfg.overlap_s:g}"
+        )
+    if cfg.batch_audio_s <= 0:
+        raise ConfigError(f"asr.batch_audio_s must be > 0, got {cfg.batch_audio_s:g}")
+    if cfg.pocketsphinx.vocabulary and cfg.pocketsphinx.lm:
+        raise ConfigError("set asr.pocketsphinx.vocabulary or asr.pocketsphinx.lm, not both")
+    if "whisperx" in names:
+        from vidray.asr.whisperx import check_config
+
+        check_config(cfg.whisperx)
     audio = [i for i, n in enumerate(names) if n in AUDIO_BACKENDS]
     if "subtitles" in names and audio and names.index("subtitles") > audio[0]:
         raise ConfigError(
@@ -88,21 +102,23 @@ class TranscribeStage(Stage):
         if "pocketsphinx" in self.order:
             check_pocketsphinx_files(cfg.pocketsphinx)
         self._recognizer: Recognizer | None = None
+        self._load_error: Exception | None = None
 
     @property
     def recognizer(self) -> Recognizer:
         """The first audio backend in the list that loads here; loaded on first need only, so
         a run served entirely by captions never loads a speech model."""
+        if self._load_error is not None:  # not retried on every batch
+            raise self._load_error
         if self._recognizer is None:
             names = [n for n in self.order if n in AUDIO_BACKENDS]
-            if not names:
-                raise VideoError("no_subtitles", "no usable caption track, and no audio backend")
             for i, name in enumerate(names):
                 try:
                     self._recognizer = load_recognizer(name, self.cfg)
                     break
-                except (ImportError, RuntimeError) as exc:
-                    if i == len(names) - 1:
+                except Exception as exc:
+                    if i == len(names) - 1 or isinstance(exc, ConfigError):
+                        self._load_error = exc
                         raise
                     log.warning(
                         "asr backend %s unavailable (%s); trying %s", name, exc, names[i + 1]
@@ -143,10 +159,12 @@ class TranscribeStage(Stage):
     def from_audio(self, rows: list[Row]) -> list[Row]:
         """Rows transcribed by the audio backend, their chunks batched across the rows."""
         pieces: list[list[tuple[float, float, list[Word]]]] = [[] for _ in rows]
-        languages: list[list[str]] = [[] for _ in rows]
+        languages: list[Counter[str]] = [Counter() for _ in rows]
         errors: dict[int, Exception] = {}
         try:
             recognizer = self.recognizer
+        except ConfigError:
+            raise  # a job error: every video would fail the same way
         except Exception as exc:
             return [failed(row, self.name, exc) for row in rows]
         pending: list[tuple[int, float, np.ndarray]] = []
@@ -160,7 +178,7 @@ class TranscribeStage(Stage):
                     (start, start + len(clip) / SAMPLE_RATE, shift(result.words, start))
                 )
                 if result.language:
-                    languages[idx].append(result.language)
+                    languages[idx][result.language] += len(clip)
             pending.clear()
 
         held = 0.0
@@ -176,9 +194,9 @@ class TranscribeStage(Stage):
             if idx in errors:
                 out.append(failed(row, self.name, errors[idx]))
                 continue
-            language = (
-                max(set(languages[idx]), key=languages[idx].count) if languages[idx] else None
-            )
+            # The language most of the video's audio was heard in (the earlier one on a tie).
+            heard = languages[idx].most_common(1)
+            language = heard[0][0] if heard else None
             words = stitch(sorted(pieces[idx], key=lambda p: p[0]))
             model = recognizer.model
             out.append(finish(row, words, recognizer.backend, model, language or self.cfg.language))
@@ -209,7 +227,8 @@ def recognize_isolated(
         results: list[Recognition | Exception] = list(
             recognizer.recognize([c for _, _, c in pending])
         )
-    except Exception:
+    except Exception as exc:
+        log.warning("recognizing %d clips failed (%s); retrying one by one", len(pending), exc)
         results = []
         for _, _, clip in pending:
             try:
