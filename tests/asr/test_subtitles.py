@@ -289,6 +289,92 @@ def test_srt_strips_tags_speakers_and_lyrics() -> None:
     ]
 
 
+def test_creator_tracks_keep_lines_said_twice() -> None:
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nNo!\n\n2\n00:00:02,000 --> 00:00:03,000\nNo!\n"
+    assert timed(parse_track(srt, "srt")) == [("No", 1.0, 2.0), ("No", 2.0, 3.0)]
+    vtt = "WEBVTT\n\n00:00:01.000 --> 00:00:02.000\nRun\n\n00:00:02.000 --> 00:00:03.000\nRun\n"
+    assert [w.word for w in parse_track(vtt, "vtt")] == ["Run", "Run"]
+
+
+def test_automatic_vtt_keeps_a_new_line_equal_to_the_one_shown() -> None:
+    line = "go<{}><c> team</c><{}><c> go</c>"
+    vtt = f"""WEBVTT
+
+00:00:01.000 --> 00:00:02.000 align:start position:0%
+\x20
+{line.format("00:00:01.300", "00:00:01.600")}
+
+00:00:02.000 --> 00:00:02.010 align:start position:0%
+go team go
+\x20
+
+00:00:02.010 --> 00:00:03.000 align:start position:0%
+go team go
+{line.format("00:00:02.300", "00:00:02.600")}
+
+00:00:03.000 --> 00:00:03.010 align:start position:0%
+go team go
+\x20
+"""
+    assert timed(parse_track(vtt, "vtt")) == [
+        ("go", 1.0, 1.3),
+        ("team", 1.3, 1.6),
+        ("go", 1.6, 2.0),
+        ("go", 2.01, 2.3),
+        ("team", 2.3, 2.6),
+        ("go", 2.6, 3.0),
+    ]
+
+
+def test_a_speaker_label_on_a_later_line_is_not_a_word() -> None:
+    srt = "1\n00:00:01,000 --> 00:00:03,000\nJOHN: hi there\nMARY: hello\n"
+    assert [w.word for w in parse_track(srt, "srt")] == ["hi", "there", "hello"]
+    ttml = '<tt><body><p begin="1s" end="2s">JOHN: hi<br/>MARY: hello</p></body></tt>'
+    assert [w.word for w in parse_track(ttml, "dfxp")] == ["hi", "hello"]
+
+
+def test_srt_without_blank_lines_drops_the_cue_numbers() -> None:
+    srt = "1\n00:00:01,000 --> 00:00:02,000\nHello\n2\n00:00:02,000 --> 00:00:03,000\nworld\n"
+    assert timed(parse_track(srt, "srt")) == [("Hello", 1.0, 2.0), ("world", 2.0, 3.0)]
+
+
+def test_dfxp_xml_sbv_and_ass_tracks() -> None:
+    for ext in ("dfxp", "xml"):
+        assert [w.word for w in parse_track(TTML, ext)] == [
+            "Fresh",
+            "pasta",
+            "needs",
+            "flour",
+            "Thanks",
+        ]
+    assert [w.word for w in parse_track(SRV1, "xml")] == ["it's", "time", "don't", "stop"]
+    sbv = "0:00:01.000,0:00:02.000\nBoil the\nwater\n\n0:00:02.500,0:00:03.000\n[Music]\n"
+    assert timed(parse_track(sbv, "sbv")) == [
+        ("Boil", 1.0, 1.333),
+        ("the", 1.333, 1.583),
+        ("water", 1.583, 2.0),
+    ]
+    ass = """[Script Info]
+ScriptType: v4.00+
+
+[V4+ Styles]
+Format: Name, Fontname, Fontsize
+Style: Default,Arial,20
+
+[Events]
+Format: Layer, Start, End, Style, Name, MarginL, MarginR, MarginV, Effect, Text
+Comment: 0,0:00:00.00,0:00:01.00,Default,,0,0,0,,not said
+Dialogue: 0,0:00:02.00,0:00:03.00,Default,Chef,0,0,0,,{\\i1}Salt,{\\i0} pepper\\Noil
+Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,{\\an8}Now
+"""
+    assert timed(parse_track(ass, "ass")) == [
+        ("Now", 1.0, 2.0),
+        ("Salt", 2.0, 2.308),
+        ("pepper", 2.308, 2.769),
+        ("oil", 2.769, 3.0),
+    ]
+
+
 def test_split_words_keeps_inner_apostrophes_and_hyphens() -> None:
     text = "[Music] >> JOHN: don't (laughs) ♪ la la ♪ \"well-known\" ... 'quoted'"
     assert split_words(text) == ["don't", "well-known", "quoted"]
@@ -326,7 +412,8 @@ def test_words_are_sorted_unique_and_well_formed(text: str, ext: str) -> None:
         ("[1, 2]", "json3"),
         ('{"events": "oops"}', "json3"),
         ('{"events": [{"tStartMs": "x", "segs": [{"utf8": "hi"}]}]}', "json3"),
-        ("Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,hi", "ass"),
+        ("Dialogue: 0,0:00:01.00,0:00:02.00,Default,,0,0,0,,hi", "smi"),
+        ("Dialogue: 0,0:00:01.00", "ass"),
     ],
 )
 def test_malformed_or_unknown_tracks_have_no_words(text: str, ext: str) -> None:

@@ -146,6 +146,38 @@ def test_decoded_narrated_video_speech_ratio_matches_its_words(
     assert -40 < out["loudness_db"] < -5
 
 
+def test_digital_silence_reads_like_a_noise_floor(speech: np.ndarray) -> None:
+    # quiet speech (about -50 dBFS) broken by a second of pause every 3 s, the pauses digitally
+    # silent (as is espeak's own) or the whole track over a -60 dBFS noise floor: at -100 dB the
+    # silence's steps would outweigh the speech's own envelope in every shape statistic
+    step = 3 * SR
+    pieces = [
+        np.concatenate([speech[i : i + step], np.zeros(SR)]) for i in range(0, len(speech), step)
+    ]
+    silent = 0.03 * np.concatenate(pieces)
+    noisy = silent + np.random.default_rng(8).normal(0, 32768e-3, len(silent))
+    a, b = stats(silent), stats(noisy)
+    for key, tolerance in (("periodicity", 0.12), ("serial_correlation", 0.12), ("hurst", 0.05)):
+        assert a[key] == pytest.approx(b[key], abs=tolerance), key
+    assert a["period_s"] == pytest.approx(b["period_s"], abs=0.1)
+
+
+def test_band_shape_leaves_out_the_bins_past_the_last_band() -> None:
+    # a steady 1 kHz tone with a 7.9 kHz one (above the 7.6 kHz top band) switched on and off:
+    # the shape of the bands must not move
+    t = seconds(10)
+    x = tone(10, 1000.0) + tone(10, 7900.0) * ((t % 0.5) < 0.25)
+    assert float(track_features(flac(x), frame_ms=50.0).flux.max()) < 0.05
+
+
+def test_a_corrupt_track_fails_its_video_as_corrupt_audio() -> None:
+    cut = {"video_id": "c", "audio": flac(tone(5))[:100], "has_audio": True}
+    garbage = {"video_id": "g", "audio": b"not flac" * 100, "has_audio": True}
+    for out in AudioStatsStage(AudioStatsConfig())([cut, garbage]).to_pylist():
+        assert (out["error_stage"], out["error_reason"]) == ("audio_stats", "corrupt_audio")
+        assert out["error"].startswith("cannot read the decoded audio: ")
+
+
 @pytest.mark.parametrize("seconds_long", [0.0, 0.01, 0.12, 0.6, 10.0])
 def test_degenerate_tracks_give_no_nan(seconds_long: float) -> None:
     n = int(seconds_long * SR)

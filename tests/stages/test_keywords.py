@@ -89,7 +89,7 @@ def test_a_missing_spacy_pipeline_or_bad_corpus_stats_is_a_job_error(tmp_path: P
         KeywordsStage(KeywordsConfig(spacy_model="en_core_web_nope"))
     bad = tmp_path / "stats.parquet"
     pq.write_table(corpus_stats([]).replace_schema_metadata({}), bad)
-    with pytest.raises(ConfigError, match="not a corpus_stats.parquet"):
+    with pytest.raises(ConfigError, match=r"not a corpus_stats\.parquet"):
         KeywordsStage(KeywordsConfig(corpus_stats=str(bad)))
 
 

@@ -19,10 +19,14 @@ Segment = tuple[float | None, str]
 Cue = tuple[float, float, list[Segment]]
 
 # Formats with word times first, so an automatic track keeps them when several were fetched.
-EXTS = ("json3", "srv3", "vtt", "srv2", "ttml", "srv1", "srt")
+EXTS = ("json3", "srv3", "vtt", "srv2", "ttml", "srv1", "srt", "dfxp", "xml", "sbv", "ass", "ssa")
 
 _TIME = r"(?:\d+:)?\d{1,2}:\d{2}[.,]\d{1,3}"
 _TIMING = re.compile(rf"^\s*({_TIME})\s*-->\s*({_TIME})")
+_SBV_TIMING = re.compile(
+    rf"^\s*({_TIME}),({_TIME})\s*$"
+)  # YouTube's SubViewer: `0:00:01.000,0:00:03.000`
+_CUE_NUMBER = re.compile(r"^\s*\d+\s*$")
 _INLINE_TIME = re.compile(rf"<({_TIME})>")
 _TAG = re.compile(r"<[^>]*>|\{\\[^}]*\}")  # HTML-like tags, and ASS overrides such as {\an8}
 _NON_SPEECH = re.compile(r"\[[^\]]*\]|\([^)]*\)|[♪♫][^♪♫\n]*[♪♫]?")
@@ -117,14 +121,17 @@ def json3_cues(text: str) -> list[Cue]:
     return cues
 
 
-def text_cues(text: str) -> list[Cue]:
-    """WebVTT or SRT. YouTube's automatic VTT gives word times inline (`<00:00:01.520><c> word`)
-    and repeats each line in the cues that follow; a line equal to one of the previous cue's
-    lines is such a repeat and is skipped."""
+def text_cues(text: str, timing: re.Pattern[str] = _TIMING) -> list[Cue]:
+    """WebVTT, SRT or (with `_SBV_TIMING`) SBV. YouTube's automatic VTT gives word times inline
+    (`<00:00:01.520><c> word`) and shows each line again, as plain text, in the cues that follow;
+    in a track with inline times a plain line equal to one of the previous cue's lines is such a
+    repeat and is skipped. Creator tracks keep every line: a line said twice is said twice."""
     blocks: list[tuple[float, float, list[str]]] = []
     lines: list[str] | None = None
     for line in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
-        if m := _TIMING.match(line):
+        if m := timing.match(line):
+            if lines and _CUE_NUMBER.match(lines[-1]):
+                lines.pop()  # an SRT without blank lines: the next cue's number, not a word
             lines = []
             blocks.append((clock(m[1]), clock(m[2]), lines))
         elif lines is not None and not line.strip():
@@ -133,13 +140,15 @@ def text_cues(text: str) -> list[Cue]:
                 lines = None
         elif lines is not None:
             lines.append(line)
+    rolling = any(_INLINE_TIME.search(line) for _, _, cue_lines in blocks for line in cue_lines)
     cues: list[Cue] = []
     previous: set[str] = set()
     for start, end, cue_lines in blocks:
         plain = [" ".join(_TAG.sub("", line).split()) for line in cue_lines]
         segments: list[Segment] = []
         for line, flat in zip(cue_lines, plain, strict=True):
-            if flat and flat not in previous:
+            repeat = rolling and flat in previous and not _INLINE_TIME.search(line)
+            if flat and not repeat:
                 segments += timed_line(line)
         previous = set(plain)
         cues.append((start, end, segments))
@@ -147,9 +156,10 @@ def text_cues(text: str) -> list[Cue]:
 
 
 def timed_line(line: str) -> list[Segment]:
-    """A cue line → pieces, split at inline timestamps; a line break starts a new word."""
+    """A cue line → pieces, split at inline timestamps. The line opens with a line break: it
+    starts a new word, and a speaker label may open it (`split_words` anchors labels at `^`)."""
     parts = _INLINE_TIME.split(line)
-    segments: list[Segment] = [(None, " " + _TAG.sub("", parts[0]))]
+    segments: list[Segment] = [(None, "\n" + _TAG.sub("", parts[0]))]
     segments += [(clock(t), _TAG.sub("", p)) for t, p in zip(parts[1::2], parts[2::2], strict=True)]
     return segments
 
@@ -191,7 +201,7 @@ def xml_cues(text: str) -> list[Cue]:
 
 
 def inner_text(el: ET.Element) -> str:
-    head = " " if _local(el.tag) == "br" else el.text or ""
+    head = "\n" if _local(el.tag) == "br" else el.text or ""
     return head + "".join(inner_text(child) + (child.tail or "") for child in el)
 
 
@@ -212,6 +222,29 @@ def _local(tag: str) -> str:
     return tag.rsplit("}", 1)[-1]
 
 
+_ASS_FIELDS = "layer,start,end,style,name,marginl,marginr,marginv,effect,text"
+
+
+def ass_cues(text: str) -> list[Cue]:
+    """ASS/SSA: the `Dialogue:` lines, their fields named by the `[Events]` section's `Format:`
+    (text last, so it may hold commas); `{\\...}` overrides go, `\\N` breaks a line."""
+    fields = _ASS_FIELDS.split(",")
+    section = ""
+    cues: list[Cue] = []
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        key = key.strip().lower()
+        if line.startswith("["):
+            section = line.strip().lower()
+        elif key == "format" and section == "[events]":
+            fields = [f.strip().lower() for f in value.split(",")]
+        elif key == "dialogue":
+            cue = dict(zip(fields, value.split(",", len(fields) - 1), strict=False))
+            body = re.sub(r"\\[Nn]", "\n", cue["text"]).replace("\\h", " ")
+            cues.append((clock(cue["start"]), clock(cue["end"]), [(None, _TAG.sub("", body))]))
+    return cues
+
+
 _PARSERS: dict[str, Callable[[str], list[Cue]]] = {
     "json3": json3_cues,
     "vtt": text_cues,
@@ -220,6 +253,11 @@ _PARSERS: dict[str, Callable[[str], list[Cue]]] = {
     "srv2": xml_cues,
     "srv3": xml_cues,
     "ttml": xml_cues,
+    "dfxp": xml_cues,  # TTML under its old name
+    "xml": xml_cues,  # TTML or srv1, as yt-dlp's `best` may save it
+    "sbv": lambda text: text_cues(text, _SBV_TIMING),
+    "ass": ass_cues,
+    "ssa": ass_cues,
 }
 
 

@@ -60,8 +60,13 @@ def track_features(audio: bytes, frame_ms: float, chunk_s: float = 60.0) -> Trac
     shift: float | None = None
     rest = np.zeros(0)
     prev = None  # the last frame's band shape, so flux runs on across chunk seams
-    for _, pcm in pcm_chunks(audio, chunk_s):
-        x = pcm.astype(np.float64) / 32768.0
+    seen = 0  # samples taken so far
+    for start, pcm in pcm_chunks(audio, chunk_s):
+        # pcm_chunks lets the last piece reach back over samples already yielded
+        x = pcm[max(0, seen - round(start * rate)) :].astype(np.float64) / 32768.0
+        seen += len(x)
+        if len(x) == 0:
+            continue
         shift = float(x.mean()) if shift is None else shift
         y = x - shift
         y2 = y * y
@@ -73,16 +78,33 @@ def track_features(audio: bytes, frame_ms: float, chunk_s: float = 60.0) -> Trac
             continue
         power = (frames * frames).mean(axis=1)
         dbs.append(np.maximum(10 * np.log10(np.maximum(power, 1e-30)), SILENCE_DB))
-        spectrum = np.abs(np.fft.rfft(frames * window, axis=1)) ** 2
-        bands = np.add.reduceat(spectrum, edges[:-1], axis=1)[:, : len(edges) - 1]
-        total = bands.sum(axis=1, keepdims=True)
-        shape = np.divide(bands, total, out=np.zeros_like(bands), where=total > 0)
+        shape = band_shape(np.abs(np.fft.rfft(frames * window, axis=1)) ** 2, edges)
         before = np.vstack([shape[:1] if prev is None else prev, shape[:-1]])
         fluxes.append(np.abs(shape - before).sum(axis=1))
         prev = shape[-1:]
     db = np.concatenate(dbs).astype(np.float32) if dbs else np.zeros(0, np.float32)
     flux = np.concatenate(fluxes).astype(np.float32) if fluxes else np.zeros(0, np.float32)
     return TrackFeatures(size / rate, db, flux, moments)
+
+
+def band_shape(power: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Frames' power spectra → the share of each band [edges[i], edges[i+1]) in their sum (0 for
+    a frame with no power there). Bins past the last edge are cut first: reduceat's last band
+    would otherwise run on to Nyquist, taking in the 7.6-8 kHz hiss the bands leave out."""
+    bands = np.add.reduceat(power[:, : edges[-1]], edges[:-1], axis=1)
+    total = bands.sum(axis=1, keepdims=True)
+    return np.divide(bands, total, out=np.zeros_like(bands), where=total > 0)
+
+
+def envelope_floor(db: np.ndarray) -> float:
+    """The level below which the envelope's shape is not looked at: GATE_DB, or the track's own
+    noise floor (ignoring digital silence) where that is quieter. Digital silence reads as
+    SILENCE_DB, 30+ dB under any real pause, so unclipped its steps would make up most of the
+    envelope's variance and swamp periodicity, serial correlation and Hurst."""
+    heard = db[db > SILENCE_DB]
+    if len(heard) == 0:
+        return SILENCE_DB
+    return min(GATE_DB, float(np.percentile(heard, FLOOR_PERCENTILE)))
 
 
 def loudness(db: np.ndarray, frame_s: float) -> tuple[float | None, float | None]:
@@ -214,7 +236,8 @@ def audio_stats(features: TrackFeatures) -> dict[str, float | None]:
     constant envelope, constant samples), never NaN."""
     db, frame_s = features.db, features.frame_s
     mean_db, trend = loudness(db, frame_s)
-    acf = autocorrelation(db)
+    envelope = np.maximum(db, envelope_floor(db))
+    acf = autocorrelation(envelope)
     peak, lag = periodicity(acf, frame_s)
     skewness, kurtosis = sample_shape(features.moments)
     speech = speech_frames(db, features.flux, frame_s)
@@ -227,7 +250,7 @@ def audio_stats(features: TrackFeatures) -> dict[str, float | None]:
         "serial_correlation": float(acf[1]) if acf is not None else None,
         "skewness": skewness,
         "kurtosis": kurtosis,
-        "hurst": hurst(db) if acf is not None else None,
+        "hurst": hurst(envelope) if acf is not None else None,
     }
 
 
@@ -246,7 +269,11 @@ class AudioStatsStage(Stage):
         stats: dict[str, Any] = dict.fromkeys(STATS)
         stats["speech_ratio"] = 0.0
         if audio:
-            stats = audio_stats(track_features(audio, self.cfg.frame_ms))
+            try:
+                features = track_features(audio, self.cfg.frame_ms)
+            except Exception as exc:  # PyAV raises its own errors for a broken stream
+                raise VideoError("corrupt_audio", f"cannot read the decoded audio: {exc}") from exc
+            stats = audio_stats(features)
         ratio, least = stats["speech_ratio"], self.cfg.min_speech_ratio
         if least > 0 and ratio < least:
             raise VideoError(
