@@ -96,9 +96,11 @@ def test_a_language_model_file(samples: Path, decoded: list[dict], tmp_path: Pat
     assert row["transcript"] and {w["word"] for w in row["transcript"]} <= vocabulary
 
 
-def test_chunked_audio_gives_the_same_words_once(decoded: list[dict]) -> None:
-    whole = TranscribeStage(AsrConfig())(decoded[:1]).to_pylist()[0]["transcript"]
-    chunked_cfg = AsrConfig(chunk_s=12.0, overlap_s=3.0)
+def test_chunked_audio_gives_the_same_words_once(samples: Path, decoded: list[dict]) -> None:
+    # The domain vocabulary keeps recognition stable enough to compare chunked and whole runs.
+    ps = PocketSphinxConfig(vocabulary=str(samples / "vocabulary.txt"))
+    whole = TranscribeStage(AsrConfig(pocketsphinx=ps))(decoded[:1]).to_pylist()[0]["transcript"]
+    chunked_cfg = AsrConfig(chunk_s=15.0, overlap_s=4.0, pocketsphinx=ps)
     chunked = TranscribeStage(chunked_cfg)(decoded[:1]).to_pylist()[0]["transcript"]
     starts = [w["start"] for w in chunked]
     assert starts == sorted(starts)
@@ -106,8 +108,13 @@ def test_chunked_audio_gives_the_same_words_once(decoded: list[dict]) -> None:
     for a, b in itertools.pairwise(chunked):
         assert not (a["word"] == b["word"] and b["start"] < a["end"])
     assert abs(len(chunked) - len(whole)) <= 0.2 * len(whole)
-    common = set(w["word"] for w in whole) & set(w["word"] for w in chunked)
-    assert len(common) >= 0.6 * len(set(w["word"] for w in whole))
+    # Most words of the whole-track run are heard at the same time in the chunked run.
+    same = [
+        w
+        for w in whole
+        if any(v["word"] == w["word"] and abs(v["start"] - w["start"]) < 0.3 for v in chunked)
+    ]
+    assert len(same) >= 0.7 * len(whole), (len(same), len(whole))
 
 
 def test_chunks_of_several_videos_go_to_the_recognizer_together(decoded: list[dict]) -> None:
