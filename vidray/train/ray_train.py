@@ -37,8 +37,11 @@ def train_loop(config: dict[str, Any]) -> None:
     torch.manual_seed(config["seed"])
     model = ImageWordModel(**config["model"])
     bs = config["batch_size"]
+    # Seeded shuffling over order-preserving shards (DataConfig below): a rerun trains the same.
     train_batches = ray.train.get_dataset_shard("train").iter_torch_batches(
-        batch_size=bs, local_shuffle_buffer_size=4 * bs
+        batch_size=bs,
+        local_shuffle_buffer_size=4 * bs,
+        local_shuffle_seed=config["seed"] + ray.train.get_context().get_world_rank(),
     )
     val_shard = ray.train.get_dataset_shard("val")
     trainer = pl.Trainer(
@@ -65,7 +68,8 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
     vocabulary, split and config in `model_dir`."""
     import ray
     import ray.data
-    from ray.train import CheckpointConfig, RunConfig, ScalingConfig
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
     meta = read_table(root, "frames", ["video_id", "labels"]).to_pylist()
@@ -142,6 +146,7 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
             checkpoint_config=CheckpointConfig(num_to_keep=1),
         ),
         datasets=datasets,
+        dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
     start = time.time()
     result = trainer.fit()
