@@ -40,12 +40,13 @@ class FlacWriter:
 
 
 def pcm_chunks(
-    audio: bytes, chunk_s: float = 600.0, overlap_s: float = 0.0
+    audio: bytes, chunk_s: float = 600.0, overlap_s: float = 0.0, min_last_s: float = 30.0
 ) -> Iterator[tuple[float, np.ndarray]]:
     """(start seconds, int16 samples) pieces of at most `chunk_s` seconds of a FLAC track, each
-    starting `overlap_s` before the previous one ended; the last piece reaches back so it is a
-    whole `chunk_s` long (a recognizer does worse on a few seconds out of context). At most two
-    pieces are held at a time."""
+    starting `overlap_s` before the previous one ended; a short last piece reaches back to at
+    least `min_last_s` (a recognizer does worse on a few seconds out of context, and reaching
+    back a whole chunk would nearly double the work on a video just over a chunk long). At
+    most two pieces are held at a time."""
     import av
 
     container: Any
@@ -69,7 +70,8 @@ def pcm_chunks(
         if held and not done:
             yield 0.0, np.concatenate(parts)
         elif held > overlap:  # else the tail lies inside the last piece
-            back = limit - held  # samples of the last piece that precede the tail
+            # Samples of the last piece that precede the tail (never more than it holds).
+            back = max(0, min(limit, int(min_last_s * rate)) - held)
             tail = np.concatenate(parts)
             yield (
                 (done - back) / rate,

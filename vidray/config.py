@@ -94,7 +94,7 @@ class AsrConfig:
     backend: str = "pocketsphinx"  # pocketsphinx | whisperx | subtitles
     prefer: list[str] = field(default_factory=list)  # ordered fallbacks, e.g. [subtitles, whisperx]
     language: str | None = "en"  # None: detect (whisperx)
-    chunk_s: float = 600.0  # long audio is recognised in chunks of this length...
+    chunk_s: float = 120.0  # long audio is recognised in chunks of this length...
     overlap_s: float = 5.0  # ...overlapping by this much; words at the seams are de-duplicated
     batch_audio_s: float = 3600.0  # audio per recognizer call, gathered across the batch's videos
     pocketsphinx: PocketSphinxConfig = field(default_factory=PocketSphinxConfig)

@@ -83,3 +83,9 @@ def test_stitch_keeps_a_word_once_when_its_times_straddle_the_seam() -> None:
     for first, second in ((a, b), (b[:2], a + b[2:])):
         words = stitch([(0, 600, first), (595, 1200, second)])
         assert [w.word for w in words] == ["sauce", "tomato", "pasta"]
+
+
+def test_a_short_last_piece_reaches_back_only_to_min_last_s() -> None:
+    samples = np.zeros(16_000 * 20, dtype=np.int16)
+    chunks = list(pcm_chunks(_flac(samples), chunk_s=10, overlap_s=2, min_last_s=5))
+    assert [(s, len(c) / 16_000) for s, c in chunks] == [(0, 10), (8, 10), (15, 5)]
