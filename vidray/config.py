@@ -231,6 +231,17 @@ def parse_size(text: str | int) -> int:
     return int(float(match.group(1)) * SIZE_UNITS[match.group(2).upper()])
 
 
+def read_list_file(path: str, key: str) -> list[list[str]]:
+    """The lines of a word-list file named by config key `key`, split into fields, with `#`
+    comments and blank lines dropped; an unreadable file is a job error."""
+    try:
+        text = Path(path).read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {key} {path!r}: {exc}") from exc
+    fields = (line.split("#", 1)[0].split() for line in text.splitlines())
+    return [f for f in fields if f]
+
+
 def load_config(
     path: str | Path | None = None, overrides: list[str] | tuple[str, ...] = ()
 ) -> Config:

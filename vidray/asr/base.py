@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
-from typing import NamedTuple, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import numpy as np
 
@@ -77,12 +77,12 @@ def fill_missing_times(
     i = 0
     while i < n:
         text, start, end, score = words[i]
-        if _finite(start) and _finite(end):
+        if finite(start) is not None and finite(end) is not None:
             out.append(Word(text, float(start), float(end), _score(score)))  # type: ignore[arg-type]
             i += 1
             continue
         j = i
-        while j < n and not (_finite(words[j][1]) and _finite(words[j][2])):
+        while j < n and (finite(words[j][1]) is None or finite(words[j][2]) is None):
             j += 1
         left = out[-1].end if out else clip_start
         right = float(words[j][1]) if j < n else clip_end  # type: ignore[arg-type]
@@ -96,12 +96,18 @@ def fill_missing_times(
     return out
 
 
-def _finite(x: float | None) -> bool:
-    return x is not None and math.isfinite(x)
+def finite(x: Any) -> float | None:
+    """`x` as a float, or None when it is missing, not a number, NaN or infinite."""
+    try:
+        value = float(x)
+    except (TypeError, ValueError):
+        return None
+    return value if math.isfinite(value) else None
 
 
-def _score(x: float | None) -> float:
-    return min(1.0, max(0.0, float(x))) if _finite(x) else 0.0  # type: ignore[arg-type]
+def _score(x: Any) -> float:
+    value = finite(x)
+    return 0.0 if value is None else min(1.0, max(0.0, value))
 
 
 def to_float(pcm: np.ndarray) -> np.ndarray:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from vidray.asr.base import Recognition, to_int16
-from vidray.config import AsrConfig, ConfigError
+from vidray.config import AsrConfig, read_list_file
 from vidray.schema import Word
 
 _NON_WORDS = {"<s>", "</s>", "<sil>", "[noise]", "<unk>"}
@@ -41,17 +41,10 @@ def words_from_segments(segments: Iterable[Any], frame_rate: int = 100) -> list[
 
 def read_vocabulary(path: str) -> dict[str, float]:
     """A vocabulary file: one word per line, optionally followed by a count; `#` starts a comment."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as exc:
-        raise ConfigError(f"cannot read asr.pocketsphinx.vocabulary {path!r}: {exc}") from exc
     counts: dict[str, float] = {}
-    for line in text.splitlines():
-        parts = line.split("#", 1)[0].split()
-        if parts:
-            count = float(parts[1]) if len(parts) > 1 else 1.0
-            counts[parts[0].lower()] = counts.get(parts[0].lower(), 0.0) + count
+    for parts in read_list_file(path, "asr.pocketsphinx.vocabulary"):
+        count = float(parts[1]) if len(parts) > 1 else 1.0
+        counts[parts[0].lower()] = counts.get(parts[0].lower(), 0.0) + count
     return counts
 
 

@@ -4,14 +4,13 @@ alignment per clip (the GPU backend)."""
 from __future__ import annotations
 
 import logging
-import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
-from vidray.asr.base import SAMPLE_RATE, Recognition, fill_missing_times
+from vidray.asr.base import SAMPLE_RATE, Recognition, fill_missing_times, finite
 from vidray.config import AsrConfig, ConfigError, WhisperXConfig
 from vidray.schema import Word
 
@@ -72,16 +71,16 @@ def words_from_alignment(segments: Sequence[Mapping[str, Any]], duration: float)
     """
     words: list[Word] = []
     for seg in segments:
-        start, end = _num(seg.get("start")), _num(seg.get("end"))
+        start, end = finite(seg.get("start")), finite(seg.get("end"))
         lo = start if start is not None else (words[-1].end if words else 0.0)
         hi = min(end, duration) if end is not None and end > lo else None
         raw = seg.get("words") or [{"word": w} for w in str(seg.get("text", "")).split()]
         said = []
         for w in raw:
-            text, score = str(w.get("word", "")).strip(), _num(w.get("score"))
+            text, score = str(w.get("word", "")).strip(), finite(w.get("score"))
             if text:
                 times = (
-                    (_num(w.get("start")), _num(w.get("end")))
+                    (finite(w.get("start")), finite(w.get("end")))
                     if score is not None
                     else (None, None)
                 )
@@ -98,14 +97,6 @@ def _pieces(
     for i, j in jobs:
         start, end = spans[i][j]
         yield {"inputs": clips[i][int(start * SAMPLE_RATE) : int(end * SAMPLE_RATE)]}
-
-
-def _num(x: Any) -> float | None:
-    try:
-        value = float(x)
-    except (TypeError, ValueError):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def _clamp(word: Word, duration: float) -> Word:

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from vidray.config import ConfigError, KeywordsConfig
+from vidray.config import ConfigError, KeywordsConfig, read_list_file
 from vidray.schema import Keyword
 from vidray.stages.base import Row, Stage
 
@@ -51,12 +51,7 @@ def filler_mask(words: Sequence[str], pos: Sequence[str] | None = None) -> list[
 
 def read_word_list(path: str, key: str) -> frozenset[str]:
     """Lemmas or terms, one per line, lower-cased; `#` starts a comment."""
-    try:
-        text = Path(path).read_text(encoding="utf-8-sig")
-    except OSError as exc:
-        raise ConfigError(f"cannot read {key} {path!r}: {exc}") from exc
-    words = (" ".join(line.split("#", 1)[0].lower().split()) for line in text.splitlines())
-    return frozenset(w for w in words if w)
+    return frozenset(" ".join(fields).lower() for fields in read_list_file(path, key))
 
 
 def load_nlp(model: str) -> Any:
