@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed
-	$(PIP) -e '.[dev]'
+	$(PIP) -e '.[dev,embed]'
 	touch $@
 
 # WhisperX (asr.backend=whisperx). whisperx 3.8.6 pins torch~=2.8, torchaudio, torchvision,

@@ -135,9 +135,19 @@ class ShotsConfig:
 
 
 @dataclass
+class EmbedConfig:
+    enabled: bool = False  # the embedded default keeps phash dedup only; on in configs/cluster.yaml
+    model: str | None = None  # transformers hub name or local folder: CLIP/SigLIP vision, DINOv2
+    device: str = "auto"  # auto (CUDA when present) | cuda | cpu
+    dtype: str = "auto"  # auto: float16 on CUDA, float32 on CPU | float16 | bfloat16 | float32
+    batch_size: int = 64  # frames per forward pass, gathered across the batch's videos
+
+
+@dataclass
 class DedupConfig:
     max_distance: int = 8  # phash Hamming distance at or below which two frames are duplicates
     window: int = 8  # compare against this many most recently kept frames
+    min_similarity: float = 0.95  # with embeddings: cosine at or above which frames are duplicates
 
 
 @dataclass
@@ -155,6 +165,23 @@ class LabelConfig:
 @dataclass
 class OutputConfig:
     pixels: bool = True  # False: features-only dataset, no image bytes
+    endpoint_url: str | None = None  # S3-compatible store (MinIO, Ceph, R2); else AWS_ENDPOINT_URL
+    region: str | None = None  # S3 region; else the AWS chain's (AWS_REGION, profile)
+    row_group_size: str = "64M"  # target bytes per Parquet row group (image rows are large)
+    max_file_size: str = "512M"  # a sink batch larger than this is split into numbered files
+    partition_by: list[str] = field(default_factory=list)  # videos columns, e.g. [language]
+
+
+@dataclass
+class CorpusDedupConfig:
+    """`vidray dedup ROOT`: SemDeDup-style near-duplicate removal across videos."""
+
+    clusters: int | None = None  # k-means clusters; None: about sqrt(frames / 2)
+    eps: float = 0.05  # frames with cosine similarity >= 1 - eps are duplicates
+    iterations: int = 20  # k-means iterations
+    fit_sample: int = 100_000  # frames the centroids are fitted on
+    batch_size: int = 4096  # frames per Ray assignment task
+    seed: int = 0
 
 
 @dataclass
@@ -173,6 +200,7 @@ class RayConfig:
     transcribe: StageResources = field(default_factory=StageResources)
     keywords: StageResources = field(default_factory=StageResources)
     shots: StageResources = field(default_factory=StageResources)
+    embed: StageResources = field(default_factory=StageResources)
     dedup: StageResources = field(default_factory=StageResources)
     label: StageResources = field(default_factory=StageResources)
     sink: StageResources = field(default_factory=StageResources)
@@ -187,6 +215,7 @@ class BuildConfig:
     asr: AsrConfig = field(default_factory=AsrConfig)
     keywords: KeywordsConfig = field(default_factory=KeywordsConfig)
     shots: ShotsConfig = field(default_factory=ShotsConfig)
+    embed: EmbedConfig = field(default_factory=EmbedConfig)
     dedup: DedupConfig = field(default_factory=DedupConfig)
     label: LabelConfig = field(default_factory=LabelConfig)
     output: OutputConfig = field(default_factory=OutputConfig)
@@ -217,6 +246,7 @@ class TrainConfig:
 @dataclass
 class Config:
     build: BuildConfig = field(default_factory=BuildConfig)
+    dedup: CorpusDedupConfig = field(default_factory=CorpusDedupConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
 
 

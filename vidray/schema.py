@@ -44,8 +44,10 @@ WORD_TYPE = pa.struct(
 
 FRAMES_SCHEMA = pa.schema(
     [
+        ("frame_id", pa.string()),  # <video_id>@<frame_ts in ms>: unique across the dataset
         ("video_id", pa.string()),
         ("source", pa.string()),
+        ("url", pa.string()),  # the page of a web video (null for local files)
         ("frame_ts", pa.float64()),  # seconds from the start of the video
         ("span_start", pa.float64()),  # the time this frame stands for, duplicates merged in
         ("span_end", pa.float64()),
@@ -54,6 +56,7 @@ FRAMES_SCHEMA = pa.schema(
         ("width", pa.int32()),
         ("height", pa.int32()),
         ("phash", pa.int64()),  # 64-bit DCT perceptual hash, two's complement
+        ("embedding", pa.list_(pa.float16())),  # unit-length image embedding (build.embed)
         ("labels", pa.list_(pa.string())),  # lemmas, best first
         ("label_scores", pa.list_(pa.float32())),
         ("words", pa.list_(pa.string())),  # transcript words in the label window, verbatim
@@ -143,7 +146,26 @@ ERRORS_SCHEMA = pa.schema(
     ]
 )
 
-TABLES = {"frames": FRAMES_SCHEMA, "videos": VIDEOS_SCHEMA, "errors": ERRORS_SCHEMA}
+DUPLICATES_SCHEMA = pa.schema(
+    [
+        ("kept_id", pa.string()),  # frame_id of the frame that stays
+        ("dropped_id", pa.string()),  # frame_id of its near-duplicate, left out of the view
+        ("similarity", pa.float32()),  # cosine similarity of their embeddings
+        ("cluster", pa.int32()),  # the k-means cluster both fell in
+    ]
+)
+
+TABLES = {
+    "frames": FRAMES_SCHEMA,
+    "videos": VIDEOS_SCHEMA,
+    "errors": ERRORS_SCHEMA,
+    "duplicates": DUPLICATES_SCHEMA,
+}
+
+
+def frame_id(video_id: str, frame_ts: float) -> str:
+    """The id of a frame: its video and its time in whole milliseconds."""
+    return f"{video_id}@{round(frame_ts * 1000)}"
 
 
 def to_table(rows: list[dict[str, Any]], schema: pa.Schema) -> pa.Table:
