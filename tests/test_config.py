@@ -1,4 +1,5 @@
 import re
+from pathlib import Path
 
 import pytest
 
@@ -44,3 +45,11 @@ def test_unknown_key_in_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
 def test_missing_config_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(ConfigError, match="not found"):
         load_config(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")))
+def test_shipped_configs_load(path: Path) -> None:
+    cfg = load_config(path)
+    if path.stem == "cluster":  # GPU speech and embeddings, embedding dedup
+        assert cfg.build.embed.enabled and cfg.build.ray.embed.num_gpus > 0
+        assert "whisperx" in cfg.build.asr.backends()

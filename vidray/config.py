@@ -187,6 +187,7 @@ class CorpusDedupConfig:
 @dataclass
 class StageResources:
     num_cpus: float = 0.125  # fractional: network- and I/O-bound stages share a core
+    num_gpus: float = 0.0  # fractional GPUs per actor (whisperx, embed on a GPU cluster)
     min_actors: int = 1
     max_actors: int = 1
     batch_size: int = 1
