@@ -12,3 +12,10 @@ def load_model(model_dir: str) -> Any:
     from vidray.query import load_model as _load
 
     return _load(model_dir)
+
+
+def open_dataset(root: str, **kwargs: Any) -> Any:
+    """A table of a built dataset as a Ray Dataset or pandas frame (see `vidray.dataset`)."""
+    from vidray.dataset import open_dataset as _open
+
+    return _open(root, **kwargs)
