@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from vidray.semdedup import dropped_ids, read_unique_frames
 from vidray.sink import read_table, table_files
 
 if TYPE_CHECKING:
@@ -56,12 +57,6 @@ def decode_jpeg(data: bytes) -> np.ndarray:
     return np.asarray(FrameImage(data))
 
 
-def dropped_ids(root: str) -> pa.Array:
-    """The frame ids `vidray dedup` found to duplicate a frame of another video."""
-    ids = read_table(root, "duplicates", ["dropped_id"]).column("dropped_id")
-    return pc.unique(ids.combine_chunks())
-
-
 def open_dataset(
     root: str,
     *,
@@ -80,18 +75,16 @@ def open_dataset(
     """
     if unique and table != "frames":
         raise ValueError("unique=True applies to the frames table only")
-    drop = dropped_ids(root) if unique else None
     wanted = (
         None
         if columns is None
         else list(dict.fromkeys([*columns, *(["frame_id"] if unique else [])]))
     )
     if format == "ray":
+        drop = dropped_ids(root) if unique else None
         return _ray_dataset(root, table, wanted, columns, drop, decode_images)
     if format == "pandas":
-        data = read_table(root, table, wanted)
-        if drop is not None and len(drop):
-            data = data.filter(pc.invert(pc.is_in(data.column("frame_id"), value_set=drop)))
+        data = read_unique_frames(root, wanted) if unique else read_table(root, table, wanted)
         if columns is not None:
             data = data.select(columns)
         frame = data.to_pandas()
