@@ -54,9 +54,10 @@ def cmd_build(args: argparse.Namespace) -> int:
         name = summary["url"] or Path(summary["source"] or "?").name
         print(f"[{done}/{total}] {name}: {what}", flush=True)
 
-    result = run_build(args.inputs, args.output, cfg.build, progress=progress)
+    result = run_build(args.inputs, args.output, cfg.build, progress=progress, resume=args.resume)
+    skipped = f" ({result.skipped} already built, skipped)" if result.skipped else ""
     print(
-        f"built {args.output}: {result.videos} videos, {result.errors} errors, "
+        f"built {args.output}: {result.videos} videos, {result.errors} errors{skipped}, "
         f"{result.frames_kept}/{result.frames_sampled} frames kept in {result.seconds:.1f}s"
     )
     if not tty or args.json:
@@ -158,7 +159,19 @@ def build_parser() -> argparse.ArgumentParser:
         "channels, searches (ytsearch20:QUERY), s3:// prefixes; key=value overrides may follow",
     )
     b.add_argument("--max-videos", type=int, help="stop expanding inputs after this many videos")
-    b.add_argument("--output", "-o", required=True, help="a local folder or s3://bucket/prefix")
+    b.add_argument(
+        "--output",
+        "-o",
+        required=True,
+        help="a local folder or s3://bucket/prefix; one that already holds a dataset is refused "
+        "unless --resume",
+    )
+    b.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue a dataset in --output: skip videos it already holds (in videos/ or "
+        "errors/) and delete what an interrupted run left uncommitted",
+    )
     b.add_argument("--config", help="YAML config (default: configs/local.yaml)")
     b.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     b.set_defaults(func=cmd_build)

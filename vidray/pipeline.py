@@ -12,8 +12,15 @@ from itertools import islice
 from typing import Any
 
 from vidray.asr.base import SAMPLE_RATE
-from vidray.config import BuildConfig, ConfigError, FetchConfig, StageResources
-from vidray.sink import ParquetSink, check_output, iter_batches, open_root, write_table
+from vidray.config import BuildConfig, ConfigError, FetchConfig, OutputConfig, StageResources
+from vidray.sink import (
+    ParquetSink,
+    check_output,
+    iter_batches,
+    open_root,
+    prepare_output,
+    write_table,
+)
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.base import Chain
@@ -36,6 +43,7 @@ class BuildResult:
     frames_sampled: int = 0
     frames_kept: int = 0
     seconds: float = 0.0
+    skipped: int = 0  # videos already committed by an earlier run (--resume)
 
 
 def stage_plan(
@@ -106,13 +114,23 @@ def run_build(
     output: str,
     cfg: BuildConfig,
     progress: Callable[[dict[str, Any], int, int], None] | None = None,
+    resume: bool = False,
 ) -> BuildResult:
-    """Expand inputs, check the job, stream every video through the stages and write the tables."""
+    """Expand inputs, check the job, stream every video through the stages and write the tables.
+
+    A non-empty `output` is refused unless `resume`, which skips the videos already committed
+    there (after deleting what an interrupted run left uncommitted)."""
     import ray
     import ray.data
 
     entries = read_inputs(inputs)
-    check_output(output)
+    if not cfg.output.pixels and cfg.fetch.keep_media:
+        raise ConfigError(
+            "output.pixels is false (features-only) but fetch.keep_media would copy the videos "
+            "into the output: set fetch.keep_media=false"
+        )
+    check_output(output, cfg.output)
+    done = prepare_output(output, cfg.output, resume)
     if not ray.is_initialized():
         ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus, log_to_driver=False)
     # One gate for the whole cluster: the per-host download cap holds across every fetch actor.
@@ -132,6 +150,12 @@ def run_build(
     if not rows:
         log.warning("the inputs expanded to no videos; nothing to do")
         return BuildResult(output=output)
+    result = BuildResult(output=output, skipped=sum(row["video_id"] in done for row in rows))
+    if done:
+        rows = [row for row in rows if row["video_id"] not in done]
+        log.info("resuming: %d videos already built, %d to go", result.skipped, len(rows))
+    if not rows:
+        return finish_build(output, cfg, result)
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k) for k in keys} for row in rows]
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
@@ -145,7 +169,6 @@ def run_build(
             compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
         )
 
-    result = BuildResult(output=output)
     start = time.time()
     for i, summary in enumerate(ds.iter_rows(), 1):
         if summary["error"]:
@@ -157,16 +180,27 @@ def run_build(
         if progress:
             progress(summary, i, len(rows))
     result.seconds = time.time() - start
-    write_corpus_stats(output)
+    return finish_build(output, cfg, result)
+
+
+def finish_build(output: str, cfg: BuildConfig, result: BuildResult) -> BuildResult:
+    """Regenerate what is derived from all committed tables: corpus statistics and the card."""
+    from vidray.card import write_card
+
+    write_corpus_stats(output, cfg.output)
+    write_card(output, cfg)
     return result
 
 
-def write_corpus_stats(root: str) -> None:
+def write_corpus_stats(root: str, out: OutputConfig | None = None) -> None:
     """ROOT/corpus_stats.parquet: in how many videos each keyword was said, so a later run
     (`keywords.corpus_stats`) can score salience as tf-idf over this corpus."""
-    batches = iter_batches(root, "videos", ["keywords"])
+    out = out or OutputConfig()
+    batches = iter_batches(
+        root, "videos", ["keywords"], endpoint_url=out.endpoint_url, region=out.region
+    )
     keywords = (kws for batch in batches for kws in batch.column("keywords").to_pylist())
-    fs, base = open_root(root)
+    fs, base = open_root(root, out.endpoint_url, out.region)
     write_table(fs, f"{base}/corpus_stats.parquet", corpus_stats(keywords))
 
 
