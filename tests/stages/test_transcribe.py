@@ -87,6 +87,20 @@ def test_real_speech_is_recognised_with_times(
     assert len(close) >= 0.7 * len(matched)
 
 
+def test_a_clip_is_recognised_the_same_whatever_came_before(
+    samples: Path, decoded: list[dict]
+) -> None:
+    from vidray.asr.base import to_float
+    from vidray.audio import pcm_chunks
+
+    first, second = (to_float(next(pcm_chunks(row["audio"], 30.0, 0.0))[1]) for row in decoded)
+    cfg = AsrConfig(pocketsphinx=PocketSphinxConfig(vocabulary=str(samples / "vocabulary.txt")))
+    fresh = PocketSphinxRecognizer(cfg).recognize([first])[0]
+    used = PocketSphinxRecognizer(cfg)
+    used.recognize([second])
+    assert fresh.words and used.recognize([first])[0] == fresh
+
+
 def test_a_language_model_file(samples: Path, decoded: list[dict], tmp_path: Path) -> None:
     lm = write_unigram_lm(read_vocabulary(str(samples / "vocabulary.txt")), str(tmp_path))
     row = TranscribeStage(AsrConfig(pocketsphinx=PocketSphinxConfig(lm=lm)))(decoded[:1])

@@ -102,6 +102,10 @@ class PocketSphinxRecognizer:
         return [Recognition(self._words(clip), self.language) for clip in clips]
 
     def _words(self, clip: np.ndarray) -> list[Word]:
+        # The feature state (cepstral mean) carries over between utterances: without a reset a
+        # clip's words and scores depend on what the actor decoded before, so a resumed or
+        # differently batched build would label differently.
+        self.decoder.reinit_feat()
         self.decoder.start_utt()
         self.decoder.process_raw(to_int16(clip).tobytes(), full_utt=True)
         self.decoder.end_utt()
