@@ -18,7 +18,7 @@ def _config(args: argparse.Namespace, section: str) -> Config:
     for item in args.overrides:
         key = item.split("=", 1)[0]
         top = key.split(".", 1)[0]
-        apply_override(cfg if top in ("build", "train") else getattr(cfg, section), item)
+        apply_override(cfg if top in ("build", "dedup", "train") else getattr(cfg, section), item)
     return cfg
 
 
@@ -63,6 +63,23 @@ def cmd_build(args: argparse.Namespace) -> int:
     if not tty or args.json:
         print(json.dumps(vars(result)))
     print(f"next: vidray train {args.output} --model-dir MODEL_DIR")
+    return 0
+
+
+def cmd_dedup(args: argparse.Namespace) -> int:
+    from vidray.semdedup import run_dedup
+
+    cfg = _config(args, "dedup")
+    summary = run_dedup(args.root, cfg.dedup, ray_address=cfg.build.ray.address)
+    if summary["message"]:
+        print(summary["message"])
+    print(
+        f"{summary['duplicates']} of {summary['with_embeddings']} embedded frames are "
+        f"near-duplicates of a kept frame ({summary['clusters']} clusters, "
+        f"{summary['seconds']:.1f}s): listed in {args.root.rstrip('/')}/duplicates/; frames/ is "
+        "unchanged"
+    )
+    print(f"next: vidray.open_dataset({args.root!r}, unique=True) reads the frames without them")
     return 0
 
 
@@ -176,6 +193,15 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     b.set_defaults(func=cmd_build)
 
+    d = sub.add_parser(
+        "dedup",
+        help="find near-duplicate frames across videos (SemDeDup on embeddings); writes "
+        "ROOT/duplicates/ and leaves frames/ as it is",
+    )
+    d.add_argument("root", help="dataset root written by `vidray build` with build.embed on")
+    d.add_argument("--config")
+    d.set_defaults(func=cmd_dedup)
+
     t = sub.add_parser("train", help="train the image<->word model with Ray Train")
     t.add_argument("root", help="dataset root written by `vidray build`")
     t.add_argument("--model-dir", required=True)
@@ -219,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         moved = [x for x in args.inputs if "=" in x and not Path(x).exists()]
         args.overrides += moved
         args.inputs = [x for x in args.inputs if x not in moved]
-    elif args.overrides and args.command not in ("train",):
+    elif args.overrides and args.command not in ("dedup", "train"):
         parser.error(f"{args.command} takes no key=value overrides: {' '.join(args.overrides)}")
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING,

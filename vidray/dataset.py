@@ -110,7 +110,9 @@ def _ray_dataset(
 
         empty = TABLES[table].empty_table()
         return ray.data.from_arrow(empty.select(columns) if columns else empty)
-    ds = ray.data.read_parquet(files, filesystem=fs, columns=wanted)
+    ds = ray.data.read_parquet(files, filesystem=fs)
+    if wanted is not None:  # pushed down into the read by Ray Data's optimizer
+        ds = ds.select_columns(wanted)
     if drop is not None and len(drop):
         ds = ds.map_batches(_keep_frames, fn_args=(drop,), batch_format="pyarrow")  # type: ignore[arg-type]
     if columns is not None and wanted != columns:

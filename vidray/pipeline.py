@@ -26,6 +26,7 @@ from vidray.stages.audio_stats import AudioStatsStage
 from vidray.stages.base import Chain
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
+from vidray.stages.embed import EmbedStage
 from vidray.stages.fetch import FetchStage, HostGate
 from vidray.stages.keywords import KeywordsStage, corpus_stats
 from vidray.stages.label import LabelStage
@@ -65,6 +66,9 @@ def stage_plan(
     # the driver instead of failing every actor; the constructors only read small files.
     TranscribeStage(cfg.asr)
     KeywordsStage(cfg.keywords)
+    embed = [("embed", EmbedStage, (cfg.embed,), cfg.ray.embed)] if cfg.embed.enabled else []
+    for _, cls, args, _ in embed:
+        cls(*args)  # checks the model folder or hub name, device and dtype; loads nothing
     return [
         # One pool: the fetched file sits on the disk of the node that decodes it, and audio
         # statistics filter (e.g. music-only videos) before a speech model sees them.
@@ -81,6 +85,7 @@ def stage_plan(
         ("transcribe", TranscribeStage, (cfg.asr,), cfg.ray.transcribe),
         ("keywords", KeywordsStage, (cfg.keywords,), cfg.ray.keywords),
         ("shots", ShotsStage, (cfg.shots,), cfg.ray.shots),
+        *embed,  # before dedup, which compares embeddings when frames have them
         ("dedup", DedupStage, (cfg.dedup,), cfg.ray.dedup),
         ("label", LabelStage, (cfg.label,), cfg.ray.label),
         ("sink", ParquetSink, (output, cfg.output), cfg.ray.sink),
@@ -88,10 +93,18 @@ def stage_plan(
 
 
 def check_fits(
-    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cluster_cpus: float
+    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
+    cluster_cpus: float,
+    cluster_gpus: float = 0.0,
 ) -> None:
     """Ray Data waits forever for actors that can never be placed: refuse such a plan up front."""
     for name, _, _, res in plan:
+        if res.num_gpus > cluster_gpus:
+            raise ValueError(
+                f"stage {name!r} asks {res.num_gpus:g} GPUs per actor but the cluster has "
+                f"{cluster_gpus:g}: set build.ray.{name}.num_gpus=0 (and its model to CPU), "
+                "or run on a cluster with GPUs"
+            )
         if res.num_cpus > cluster_cpus:
             raise ValueError(
                 f"stage {name!r} asks {res.num_cpus} CPUs per actor but the cluster has {cluster_cpus}: "
@@ -140,7 +153,8 @@ def run_build(
         .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
     )
     plan = stage_plan(cfg, output, RemoteGate(gate_actor))
-    check_fits(plan, ray.cluster_resources().get("CPU", 0.0))
+    resources = ray.cluster_resources()
+    check_fits(plan, resources.get("CPU", 0.0), resources.get("GPU", 0.0))
     rows = expand_inputs(
         entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
     )
@@ -166,6 +180,7 @@ def run_build(
             batch_size=res.batch_size,
             batch_format="pyarrow",
             num_cpus=res.num_cpus,
+            num_gpus=res.num_gpus or None,
             compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
         )
 
