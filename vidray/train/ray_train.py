@@ -13,7 +13,8 @@ from typing import Any
 import yaml
 
 from vidray.config import TrainConfig
-from vidray.sink import open_root, read_table
+from vidray.dataset import open_dataset
+from vidray.sink import read_table
 from vidray.train.data import build_vocab, prepare_batch, split_videos
 
 MODEL_FILE = "model.pt"
@@ -97,10 +98,9 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
 
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
-    _, base = open_root(root)
-    frames_uri = root.rstrip("/") + "/frames" if "://" in root else os.path.join(base, "frames")
-    frames = ray.data.read_parquet(frames_uri).select_columns(
-        ["video_id", "image", "labels", "label_scores"]
+    # Committed files only: a crashed build's leftovers are never trained on.
+    frames = open_dataset(
+        root, columns=["video_id", "image", "labels", "label_scores"], decode_images=False
     )
 
     def prepared(ids: list[str]) -> Any:
