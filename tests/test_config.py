@@ -47,7 +47,9 @@ def test_missing_config_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
         load_config(tmp_path / "nope.yaml")
 
 
-@pytest.mark.parametrize("path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml")))
+@pytest.mark.parametrize(
+    "path", sorted(Path(__file__).parents[1].joinpath("configs").glob("*.yaml"))
+)
 def test_shipped_configs_load(path: Path) -> None:
     cfg = load_config(path)
     if path.stem == "cluster":  # GPU speech and embeddings, embedding dedup
