@@ -8,7 +8,7 @@ the frame's scene) and subject recall (frames whose labels include the scene's s
 The grid: the label window before/after each frame's span, symmetric and asymmetric (speech
 may lead or lag the picture), with shots on, min_word_score 0.7 and min_score 0.5; a few
 contrast rows (shots off, min_word_score 0.5, min_score 0.3); and salience_weight at the
-default window. One JSON line per setting, then the results as a markdown table.
+default window and two before-weighted ones. One JSON line per setting, then the results as a markdown table.
 
     python bench/labels.py SAMPLE_DIR [--vocabulary FILE]
 """
@@ -57,6 +57,8 @@ def grid() -> list[Setting]:
     ]
     # Salience folded into the label weight, at the default window (0: the first 10/10 row).
     out += [Setting(True, 0.7, 10, 10, 0.5, w) for w in (0.25, 0.5, 1.0)]
+    # ... and at the before-weighted windows.
+    out += [Setting(True, 0.7, b, a, 0.5, w) for b, a in [(15, 5), (15, 10)] for w in (0.25, 0.5)]
     return out
 
 
