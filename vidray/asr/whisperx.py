@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from vidray import devices
 from vidray.asr.base import SAMPLE_RATE, Recognition, fill_missing_times, finite
 from vidray.config import AsrConfig, ConfigError, WhisperXConfig
 from vidray.schema import Word
@@ -27,7 +28,7 @@ MAX_SEGMENT_S = 30.0  # Whisper's window: longer segments would be cut
 
 def check_config(wx: WhisperXConfig) -> None:
     """Settings that can never work are job errors, raised on the driver (no whisperx import)."""
-    if wx.device not in ("auto", "cuda", "cpu"):
+    if wx.device not in devices.DEVICES:
         raise ConfigError(f"asr.whisperx.device must be auto, cuda or cpu, not {wx.device!r}")
     if not 0 < wx.segment_s <= MAX_SEGMENT_S:
         raise ConfigError(f"asr.whisperx.segment_s must be in (0, {MAX_SEGMENT_S:g}]")
@@ -37,17 +38,16 @@ def check_config(wx: WhisperXConfig) -> None:
 
 def resolve_device(device: str, compute_type: str, cuda_available: bool) -> tuple[str, str]:
     """`auto` settings → (device, compute type): CUDA with float16 when there is one, else CPU
-    with int8."""
-    if device not in ("auto", "cuda", "cpu"):
-        raise ConfigError(f"asr.whisperx.device must be auto, cuda or cpu, not {device!r}")
-    if device == "auto":
-        device = "cuda" if cuda_available else "cpu"
-    if device == "cuda" and not cuda_available:
-        # RuntimeError: `asr.prefer` moves on to the next backend on a machine without a GPU.
-        raise RuntimeError("asr.whisperx.device is cuda but this machine has no CUDA device")
-    if compute_type == "auto":
-        compute_type = "float16" if device == "cuda" else "int8"
-    return device, compute_type
+    with int8. CUDA asked for without one is a RuntimeError, so `asr.prefer` moves on to the
+    next backend."""
+    return devices.resolve_device(
+        device,
+        compute_type,
+        cuda_available,
+        key="asr.whisperx",
+        cpu_precision="int8",
+        missing=RuntimeError,
+    )
 
 
 def clip_spans(segments: Sequence[Mapping[str, Any]], duration: float) -> list[tuple[float, float]]:

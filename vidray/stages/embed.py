@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from vidray import devices
 from vidray.config import ConfigError, EmbedConfig
 from vidray.stages.base import Batch, Row, Stage, VideoError, failed, rows_to_table, to_rows
 
@@ -41,7 +42,6 @@ FAMILIES = {
     "siglip_vision_model": "siglip",
     "dinov2": "dinov2",
 }
-DEVICES = ("auto", "cuda", "cpu")
 DTYPES = ("auto", "float16", "bfloat16", "float32")
 INSTALL_HINT = (
     "the frame embedder (build.embed) needs transformers: "
@@ -69,17 +69,11 @@ def model_family(model_type: str | None) -> str:
 def resolve_device(device: str, dtype: str, cuda_available: bool) -> tuple[str, str]:
     """`auto` settings → (device, dtype): CUDA with float16 when there is one, else CPU with
     float32."""
-    if device not in DEVICES:
-        raise ConfigError(f"embed.device must be one of {', '.join(DEVICES)}, not {device!r}")
     if dtype not in DTYPES:
         raise ConfigError(f"embed.dtype must be one of {', '.join(DTYPES)}, not {dtype!r}")
-    if device == "auto":
-        device = "cuda" if cuda_available else "cpu"
-    if device == "cuda" and not cuda_available:
-        raise ConfigError("embed.device is cuda but this machine has no CUDA device")
-    if dtype == "auto":
-        dtype = "float16" if device == "cuda" else "float32"
-    return device, dtype
+    return devices.resolve_device(
+        device, dtype, cuda_available, key="embed", cpu_precision="float32"
+    )
 
 
 def _offline() -> bool:
