@@ -30,9 +30,10 @@ from vidray.testing.sample import make_samples
 SECRET = f"vidray-secret-{uuid.uuid4().hex}"  # moto takes any key; this one must never leak
 # Columns that do not depend on recognizer confidences (see test_build_to_s3_then_resume).
 FRAME_COLUMNS = ["frame_id", "video_id", "source", "url", "frame_ts", "span_start", "span_end"]
-FRAME_COLUMNS += ["merged", "image", "width", "height", "phash"]
+FRAME_COLUMNS += ["merged", "image", "width", "height", "phash", "labels", "label_scores", "words"]
 VIDEO_COLUMNS = ["video_id", "source", "duration_s", "width", "height", "fps", "has_audio"]
 VIDEO_COLUMNS += ["speech_ratio", "frames_sampled", "frames_kept", "frames_dropped", "language"]
+VIDEO_COLUMNS += ["transcript", "keywords", "n_labels"]
 
 
 @pytest.fixture(scope="module")
@@ -172,9 +173,7 @@ def test_build_to_s3_then_resume_after_a_crash(
     args = [str(clips), "--output", "s3://vidray/crash", "--resume"]
     result, log = build([*args, f"build.output.endpoint_url={endpoint}"], env)
     assert (result["videos"], result["errors"], result["skipped"]) == (1, 0, 1)
-    # The same videos and frames as the uninterrupted run, none twice. Labels and word scores
-    # are left out: PocketSphinx's decoder carries state from one video to the next, so its
-    # confidences depend on what an actor decoded before (vidray/asr/pocketsphinx.py).
+    # Exactly the rows of the uninterrupted run, transcripts and labels included, none twice.
     assert rows("s3://vidray/crash", "videos", VIDEO_COLUMNS) == videos
     assert rows("s3://vidray/crash", "frames", FRAME_COLUMNS) == frames
     by_pyarrow = pads.dataset("vidray/crash/frames", filesystem=fs, format="parquet")

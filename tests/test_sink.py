@@ -27,7 +27,7 @@ from vidray.sink import (
     split_rows,
     table_files,
 )
-from vidray.storage import byte_chunks, redact_url, write_table
+from vidray.storage import byte_chunks, open_root, redact_url, write_table
 
 GOOD = {
     "video_id": "file:1",
@@ -333,3 +333,9 @@ def test_unwritable_output_fails_at_once(tmp_path: Path) -> None:
 
 def test_reading_a_missing_table_gives_an_empty_typed_table(tmp_path: Path) -> None:
     assert read_table(str(tmp_path), "errors").schema == ERRORS_SCHEMA
+
+
+def test_credentials_in_an_s3_url_are_refused_without_echoing_them() -> None:
+    with pytest.raises(ValueError, match="AWS chain") as exc:
+        open_root("s3://AKIAEXAMPLE:hunter2@bucket/prefix")
+    assert "hunter2" not in str(exc.value) and "AKIAEXAMPLE" not in str(exc.value)

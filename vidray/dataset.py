@@ -13,9 +13,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from vidray.semdedup import dropped_ids, read_unique_frames
+from vidray.semdedup import IdSet, dropped_ids, read_unique_frames
 from vidray.sink import read_table, table_files
 
 if TYPE_CHECKING:
@@ -81,7 +80,7 @@ def open_dataset(
         else list(dict.fromkeys([*columns, *(["frame_id"] if unique else [])]))
     )
     if format == "ray":
-        drop = dropped_ids(root) if unique else None
+        drop = IdSet(dropped_ids(root)) if unique else None
         return _ray_dataset(root, table, wanted, columns, drop, decode_images)
     if format == "pandas":
         data = read_unique_frames(root, wanted) if unique else read_table(root, table, wanted)
@@ -99,7 +98,7 @@ def _ray_dataset(
     table: str,
     wanted: list[str] | None,
     columns: list[str] | None,
-    drop: pa.Array | None,
+    drop: IdSet | None,
     decode_images: bool,
 ) -> ray.data.Dataset:
     import ray.data
@@ -113,7 +112,7 @@ def _ray_dataset(
     ds = ray.data.read_parquet(files, filesystem=fs)
     if wanted is not None:  # pushed down into the read by Ray Data's optimizer
         ds = ds.select_columns(wanted)
-    if drop is not None and len(drop):
+    if drop is not None and len(drop.sorted):
         ds = ds.map_batches(_keep_frames, fn_args=(drop,), batch_format="pyarrow")  # type: ignore[arg-type]
     if columns is not None and wanted != columns:
         ds = ds.select_columns(columns)
@@ -122,8 +121,8 @@ def _ray_dataset(
     return ds
 
 
-def _keep_frames(batch: pa.Table, drop: pa.Array) -> pa.Table:
-    return batch.filter(pc.invert(pc.is_in(batch.column("frame_id"), value_set=drop)))
+def _keep_frames(batch: pa.Table, drop: IdSet) -> pa.Table:
+    return batch.filter(pa.array(~drop.contains(batch.column("frame_id").combine_chunks())))
 
 
 def _decode_images(batch: pa.Table) -> pa.Table:

@@ -53,7 +53,6 @@ from vidray.sink import iter_batches, open_root, read_table, table_files, write_
 log = logging.getLogger(__name__)
 
 BLOCK = 2048  # frames per block of pairwise similarities (a 16 MB float32 block)
-ROWS_PER_FILE = 1_000_000  # rows per duplicates/ file
 RANK_DECIMALS = 4  # centroid similarity is rounded this far before ranking
 TOLERANCE = 1e-6  # float32 rounding: identical unit vectors may score 0.99999994
 
@@ -335,18 +334,16 @@ def duplicates_table(
 
 
 def write_duplicates(root: str, table: pa.Table) -> list[str]:
-    """Write ROOT/duplicates/part-NNNNN.parquet (at least one file, so globs always match),
-    each atomically, then delete any other file an earlier run left there."""
+    """Write ROOT/duplicates/part-00000.parquet atomically (always one file, even empty, so
+    a run replaces the last one whole and globs always match), then delete any other file
+    left there."""
     fs, base = open_root(root)
     _, old = table_files(root, "duplicates")
-    paths = []
-    for i, offset in enumerate(range(0, max(table.num_rows, 1), ROWS_PER_FILE)):
-        path = f"{base}/duplicates/part-{i:05d}.parquet"
-        write_table(fs, path, table.slice(offset, ROWS_PER_FILE))
-        paths.append(path)
-    for path in set(old) - set(paths):
-        fs.delete_file(path)
-    return paths
+    path = f"{base}/duplicates/part-00000.parquet"
+    write_table(fs, path, table)
+    for stale in set(old) - {path}:
+        fs.delete_file(stale)
+    return [path]
 
 
 def dropped_ids(root: str) -> pa.Array:

@@ -310,10 +310,12 @@ def table_files(
 
 def _table_files(fs: pafs.FileSystem, base: str, table: str) -> list[str]:
     folder = f"{base}/{table}"
+    # Commits first: a batch committed while the files are listed is then left out whole,
+    # never seen with only some of its files.
+    parts = committed_parts(fs, base) if table in SINK_TABLES else set()
     rels = [p[len(folder) + 1 :] for p in list_files(fs, folder)]
     rels = [r for r in rels if r.endswith(".parquet") and not re.search(r"(^|/)[._]", r)]
     if table in SINK_TABLES:
-        parts = committed_parts(fs, base)
         rels = [
             r
             for r in rels

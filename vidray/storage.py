@@ -54,6 +54,12 @@ def open_root(
     else AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL; the region from `region`, else the chain's."""
     if root[:5].lower() == "s3://":
         path = root[5:].strip("/")
+        if "@" in path.split("/", 1)[0] or "?" in path:
+            # Credentials belong to the AWS chain; one in the URL would end up in messages.
+            raise ValueError(
+                f"{redact_url(root)}: put no credentials or query in an s3:// URL; they come "
+                "from the AWS chain (environment, profile, instance role)"
+            )
         endpoint = s3_endpoint(endpoint_url)
         if region is None and endpoint is None:
             region = bucket_region(path.split("/", 1)[0])

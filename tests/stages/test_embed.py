@@ -287,3 +287,11 @@ def test_on_cuda_with_float16(models: dict[str, Path]) -> None:
     for g, c in zip(out, cpu, strict=True):
         np.testing.assert_allclose(np.linalg.norm(_vectors(g), axis=1), 1.0, atol=2e-3)
         np.testing.assert_allclose(_vectors(g), _vectors(c), atol=2e-2)
+
+
+def test_non_finite_embeddings_fail_instead_of_being_stored() -> None:
+    from vidray.stages.embed import unit_rows
+
+    assert np.allclose(unit_rows(np.array([[3.0, 4.0]])), [[0.6, 0.8]], atol=1e-3)
+    with pytest.raises(ValueError, match="non-finite"):
+        unit_rows(np.array([[np.inf, 1.0]], np.float16))

@@ -142,8 +142,12 @@ def batches(counts: Sequence[int], size: int) -> Iterator[list[tuple[int, int]]]
 
 
 def unit_rows(x: np.ndarray, eps: float = 1e-12) -> np.ndarray:
-    """Each row scaled to unit L2 length (a zero row stays zero), as float16."""
+    """Each row scaled to unit L2 length (a zero row stays zero), as float16. Non-finite
+    values (e.g. a float16 overflow on the GPU) raise, so the frames' videos fail rather than
+    carry vectors that match nothing."""
     x = np.asarray(x, dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise ValueError("the model returned non-finite embeddings")
     norm = np.linalg.norm(x, axis=-1, keepdims=True)
     return (x / np.maximum(norm, eps)).astype(np.float16)
 
