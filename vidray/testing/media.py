@@ -87,6 +87,24 @@ def _mux_audio(container: Any, stream: Any, samples: np.ndarray, pos: int, until
     return pos
 
 
+def h264_stream(container: Any, width: int, height: int, fps: int) -> Any:
+    """The H.264 stream the generated sample videos use: x264 veryfast, CRF 23, a 2 s GOP."""
+    video = container.add_stream("libx264", rate=fps)
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.codec_context.gop_size = 2 * fps
+    video.options = {"preset": "veryfast", "crf": "23"}
+    return video
+
+
+def mux_rgb(container: Any, stream: Any, img: np.ndarray, index: int, fps: int) -> None:
+    """Encode frame `index` (an RGB array) of a constant-rate stream and mux it."""
+    import av
+
+    frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+    frame.pts, frame.time_base = index, Fraction(1, fps)
+    container.mux(stream.encode(frame))
+
+
 def write_test_video(
     dst: str | Path,
     seconds: float = 6.0,

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from vidray.testing.draw import Canvas
+from vidray.testing.media import h264_stream, mux_rgb
 from vidray.testing.speech import Speaker, Voice
 from vidray.testing.subjects import FILLERS, SUBJECTS, Subject
 
@@ -164,10 +165,7 @@ def write_video(path: Path, truth: VideoTruth, audio: np.ndarray, sample_rate: i
     canvas = Canvas(truth.width, truth.height)
     n_frames = round(truth.duration * truth.fps)
     with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
-        video = container.add_stream("libx264", rate=truth.fps)
-        video.width, video.height, video.pix_fmt = truth.width, truth.height, "yuv420p"
-        video.codec_context.gop_size = 2 * truth.fps
-        video.options = {"preset": "veryfast", "crf": "23"}
+        video = h264_stream(container, truth.width, truth.height, truth.fps)
         sound = container.add_stream("aac", rate=sample_rate, layout="mono")
         sound.bit_rate = 64_000
         chunk, audio_pos = 1024, 0
@@ -182,9 +180,7 @@ def write_video(path: Path, truth: VideoTruth, audio: np.ndarray, sample_rate: i
             else:
                 img = frame_at(truth, scene, t, canvas)
                 cached = img
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, truth.fps)
-            container.mux(video.encode(frame))
+            mux_rgb(container, video, img, i, truth.fps)
             while audio_pos < min(len(audio), (i + 1) / truth.fps * sample_rate):
                 block = audio[audio_pos : audio_pos + chunk]
                 aframe = av.AudioFrame.from_ndarray(block[None, :], format="fltp", layout="mono")

@@ -11,7 +11,6 @@ import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
-from fractions import Fraction
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,6 +18,7 @@ import numpy as np
 
 from vidray.stages.decode import sample_times
 from vidray.testing.draw import Canvas, shape_mask
+from vidray.testing.media import h264_stream, mux_rgb
 from vidray.testing.subjects import SUBJECTS
 
 if TYPE_CHECKING:
@@ -337,10 +337,7 @@ def write_scenes_video(path: Path, truth: ScenesTruth) -> None:
 
     n_frames = round(truth.duration * truth.fps)
     with av.open(str(path), "w", options={"fflags": "+bitexact"}) as container:
-        video = container.add_stream("libx264", rate=truth.fps)
-        video.width, video.height, video.pix_fmt = truth.width, truth.height, "yuv420p"
-        video.codec_context.gop_size = 2 * truth.fps
-        video.options = {"preset": "veryfast", "crf": "23"}
+        video = h264_stream(container, truth.width, truth.height, truth.fps)
         current: Shot | None = None
         painter: Painter | None = None
         still: np.ndarray | None = None
@@ -355,9 +352,7 @@ def write_scenes_video(path: Path, truth: ScenesTruth) -> None:
             if moves or still is None:
                 assert painter is not None
                 still = painter.frame(t, np.random.default_rng([truth.seed, shot.seed, i]))
-            frame = av.VideoFrame.from_ndarray(still, format="rgb24")
-            frame.pts, frame.time_base = i, Fraction(1, truth.fps)
-            container.mux(video.encode(frame))
+            mux_rgb(container, video, still, i, truth.fps)
         container.mux(video.encode(None))
 
 
