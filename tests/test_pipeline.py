@@ -1,7 +1,9 @@
+from pathlib import Path
+
 import pytest
 
 from vidray.config import BuildConfig, ConfigError, StageResources
-from vidray.pipeline import check_fits, run_build, stage_plan
+from vidray.pipeline import Capacity, check_fits, cluster_capacity, run_build, stage_plan
 
 
 def test_plan_has_every_stage_in_order() -> None:
@@ -25,22 +27,61 @@ def test_gpu_stages_are_refused_on_a_cluster_without_gpus() -> None:
     cfg = BuildConfig()
     cfg.ray.transcribe = StageResources(num_cpus=0.5, num_gpus=0.5)
     with pytest.raises(ValueError, match=r"'transcribe' asks 0.5 GPUs .* has 0"):
-        check_fits(stage_plan(cfg, "/tmp/out"), cluster_cpus=2.0, cluster_gpus=0.0)
-    check_fits(stage_plan(cfg, "/tmp/out"), cluster_cpus=2.0, cluster_gpus=1.0)
+        check_fits(stage_plan(cfg, "/tmp/out"), Capacity(cpus=2.0, gpus=0.0))
+    check_fits(stage_plan(cfg, "/tmp/out"), Capacity(cpus=2.0, gpus=1.0))
 
 
 def test_default_plan_fits_a_two_core_laptop() -> None:
-    check_fits(stage_plan(BuildConfig(), "/tmp/out"), cluster_cpus=2.0)
+    check_fits(stage_plan(BuildConfig(), "/tmp/out"), Capacity(cpus=2.0))
 
 
 def test_unschedulable_plan_is_refused_with_the_stage_named() -> None:
     cfg = BuildConfig()
     cfg.ray.transcribe = StageResources(num_cpus=4.0)
-    with pytest.raises(ValueError, match=r"'transcribe' asks 4.0 CPUs"):
-        check_fits(stage_plan(cfg, "/tmp/out"), cluster_cpus=2.0)
+    with pytest.raises(ValueError, match=r"'transcribe' asks 4 CPUs"):
+        check_fits(stage_plan(cfg, "/tmp/out"), Capacity(cpus=2.0))
     cfg.ray.transcribe = StageResources(num_cpus=1.0, min_actors=2, max_actors=2)
     with pytest.raises(ValueError, match="minimum actor pools need"):
-        check_fits(stage_plan(cfg, "/tmp/out"), cluster_cpus=2.0)
+        check_fits(stage_plan(cfg, "/tmp/out"), Capacity(cpus=2.0))
+
+
+def test_each_actor_must_fit_on_one_node_and_gpu_pools_on_the_cluster() -> None:
+    cfg = BuildConfig()
+    cfg.ray.transcribe = StageResources(num_cpus=3.0)
+    two_nodes = cluster_capacity([{"CPU": 2.0}, {"CPU": 2.0}])
+    assert two_nodes == Capacity(cpus=4.0, gpus=0.0, node_cpus=2.0, node_gpus=0.0)
+    with pytest.raises(
+        ValueError, match=r"'transcribe' asks 3 CPUs per actor but the largest node has 2"
+    ):
+        check_fits(stage_plan(cfg, "/tmp/out"), two_nodes)
+    cfg.ray.transcribe = StageResources(num_cpus=0.5, num_gpus=1.0, min_actors=2, max_actors=4)
+    cfg.ray.dedup = StageResources(num_cpus=0.5, num_gpus=0.5)
+    one_gpu = cluster_capacity([{"CPU": 8.0, "GPU": 1.0}, {"CPU": 8.0, "GPU": 1.0}])
+    with pytest.raises(
+        ValueError, match=r"need 2.5 GPUs \(transcribe 2, dedup 0.5\) but the cluster has 2"
+    ):
+        check_fits(stage_plan(cfg, "/tmp/out"), one_gpu)
+
+
+def test_an_autoscaling_cluster_is_checked_against_its_declared_maximum() -> None:
+    cfg = BuildConfig()
+    cfg.ray.transcribe = StageResources(num_cpus=2.0, num_gpus=0.5, min_actors=1, max_actors=8)
+    head_only = [{"CPU": 0.0, "memory": 8e9}]  # a head that runs no work, no worker yet
+    with pytest.raises(ValueError, match="declare an autoscaling cluster's CPUs"):
+        check_fits(stage_plan(cfg, "/tmp/out"), cluster_capacity(head_only))
+    check_fits(stage_plan(cfg, "/tmp/out"), cluster_capacity(head_only, max_cpus=320, max_gpus=48))
+
+
+def test_shipped_cluster_config_fits_its_declared_cluster() -> None:
+    from vidray.config import load_config
+
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "cluster.yaml").build
+    cfg.embed.enabled = False  # the plan would check the hub model is cached; not the point here
+    assert cfg.ray.max_cpus and cfg.ray.max_gpus
+    check_fits(
+        stage_plan(cfg, "/tmp/out"),
+        cluster_capacity([{"CPU": 0.0}], cfg.ray.max_cpus, cfg.ray.max_gpus),
+    )
 
 
 def test_missing_input_fails_before_ray_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -196,8 +196,17 @@ class StageResources:
 
 @dataclass
 class RayConfig:
-    address: str | None = None  # None: start or join a local Ray
+    address: str | None = None  # None: the job's cluster (RAY_ADDRESS), else a new local Ray
     num_cpus: int | None = None  # for a local Ray started by vidray
+    # An autoscaling cluster's size at its largest (head plus max workers); unset: the nodes
+    # it has now. The plan is checked against it before anything runs.
+    max_cpus: float | None = None
+    max_gpus: float | None = None
+    object_store_memory: str | None = None  # Ray Data's budget for batches in flight, e.g. 8G
+    max_task_retries: int = 3  # reruns of a batch whose actor died (node lost, OOM, a crash)
+    # Batches still failing after their retries before the build gives up; their videos go
+    # to errors/ as `worker_died` (-1: no limit).
+    max_errored_blocks: int = 16
     decode: StageResources = field(default_factory=StageResources)  # fetch + decode share it
     transcribe: StageResources = field(default_factory=StageResources)
     keywords: StageResources = field(default_factory=StageResources)

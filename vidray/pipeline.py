@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -12,7 +13,15 @@ from itertools import islice
 from typing import Any
 
 from vidray.asr.base import SAMPLE_RATE
-from vidray.config import BuildConfig, ConfigError, FetchConfig, OutputConfig, StageResources
+from vidray.config import (
+    BuildConfig,
+    ConfigError,
+    FetchConfig,
+    OutputConfig,
+    RayConfig,
+    StageResources,
+    parse_size,
+)
 from vidray.sink import (
     ParquetSink,
     check_output,
@@ -23,7 +32,7 @@ from vidray.sink import (
 )
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.audio_stats import AudioStatsStage
-from vidray.stages.base import Chain
+from vidray.stages.base import Chain, Guarded, VideoError, failed
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
 from vidray.stages.embed import EmbedStage
@@ -45,6 +54,15 @@ class BuildResult:
     frames_kept: int = 0
     seconds: float = 0.0
     skipped: int = 0  # videos already committed by an earlier run (--resume)
+
+    def count(self, summary: dict[str, Any]) -> None:
+        """Add one video's sink summary."""
+        if summary["error"]:
+            self.errors += 1
+        else:
+            self.videos += 1
+            self.frames_sampled += summary["frames_sampled"]
+            self.frames_kept += summary["frames_kept"]
 
 
 def stage_plan(
@@ -92,33 +110,72 @@ def stage_plan(
     ]
 
 
-def check_fits(
-    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
-    cluster_cpus: float,
-    cluster_gpus: float = 0.0,
-) -> None:
-    """Ray Data waits forever for actors that can never be placed: refuse such a plan up front."""
+@dataclass(frozen=True)
+class Capacity:
+    """What a cluster can ever offer: totals, and the most one node has (None: unknown, as
+    on an autoscaling cluster whose workers have not started, so only the totals bind)."""
+
+    cpus: float
+    gpus: float = 0.0
+    node_cpus: float | None = None
+    node_gpus: float | None = None
+
+
+def cluster_capacity(
+    nodes: list[dict[str, float]], max_cpus: float | None = None, max_gpus: float | None = None
+) -> Capacity:
+    """Capacity from the live nodes' resources, or from an autoscaling cluster's declared
+    maximum (`build.ray.max_cpus` / `max_gpus`), whichever is larger."""
+    cpus = sum(n.get("CPU", 0.0) for n in nodes)
+    gpus = sum(n.get("GPU", 0.0) for n in nodes)
+    scales = max_cpus is not None or max_gpus is not None
+    return Capacity(
+        cpus=max(cpus, max_cpus or 0.0),
+        gpus=max(gpus, max_gpus or 0.0),
+        node_cpus=None if scales else max((n.get("CPU", 0.0) for n in nodes), default=0.0),
+        node_gpus=None if scales else max((n.get("GPU", 0.0) for n in nodes), default=0.0),
+    )
+
+
+def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap: Capacity) -> None:
+    """Ray Data waits forever, silently, for actors that can never be placed: refuse such a
+    plan before anything runs, naming the stage and the setting to change."""
+    node_cpus = cap.cpus if cap.node_cpus is None else cap.node_cpus
+    node_gpus = cap.gpus if cap.node_gpus is None else cap.node_gpus
     for name, _, _, res in plan:
-        if res.num_gpus > cluster_gpus:
-            raise ValueError(
-                f"stage {name!r} asks {res.num_gpus:g} GPUs per actor but the cluster has "
-                f"{cluster_gpus:g}: set build.ray.{name}.num_gpus=0 (and its model to CPU), "
-                "or run on a cluster with GPUs"
+        key = f"build.ray.{name}"
+        if res.min_actors > res.max_actors or res.min_actors < 1:
+            raise ConfigError(
+                f"{key}: min_actors ({res.min_actors}) must be at least 1 and at most "
+                f"max_actors ({res.max_actors})"
             )
-        if res.num_cpus > cluster_cpus:
-            raise ValueError(
-                f"stage {name!r} asks {res.num_cpus} CPUs per actor but the cluster has {cluster_cpus}: "
-                f"lower build.ray.{name}.num_cpus"
+        if res.num_gpus > node_gpus:
+            where = "the cluster has" if cap.node_gpus is None else "the largest node has"
+            raise ConfigError(
+                f"stage {name!r} asks {res.num_gpus:g} GPUs per actor but {where} "
+                f"{node_gpus:g}: set {key}.num_gpus=0 (and its model to CPU), run on a cluster "
+                "with GPUs, or declare an autoscaling cluster's GPUs in build.ray.max_gpus"
             )
-        if res.min_actors > res.max_actors:
-            raise ValueError(
-                f"build.ray.{name}: min_actors ({res.min_actors}) > max_actors ({res.max_actors})"
+        if res.num_cpus > node_cpus:
+            where = "the cluster has" if cap.node_cpus is None else "the largest node has"
+            raise ConfigError(
+                f"stage {name!r} asks {res.num_cpus:g} CPUs per actor but {where} "
+                f"{node_cpus:g}: lower {key}.num_cpus, or declare an autoscaling cluster's "
+                "CPUs in build.ray.max_cpus"
             )
+    gpus = {name: res.num_gpus * res.min_actors for name, _, _, res in plan if res.num_gpus}
+    if sum(gpus.values()) > cap.gpus:
+        asks = ", ".join(f"{n} {g:g}" for n, g in gpus.items())
+        raise ConfigError(
+            f"the stages' minimum actor pools need {sum(gpus.values()):g} GPUs ({asks}) but the "
+            f"cluster has {cap.gpus:g}: lower build.ray.<stage>.num_gpus or min_actors"
+        )
     need = sum(res.num_cpus * res.min_actors for _, _, _, res in plan)
-    if need >= cluster_cpus:  # the read task needs a slot of its own
-        raise ValueError(
-            f"the stages' minimum actor pools need {need:g} CPUs but the cluster has {cluster_cpus:g} "
-            "(and Ray Data needs some left for reading): lower build.ray.<stage>.num_cpus or min_actors"
+    if need >= cap.cpus:  # Ray Data needs a slot left for its own tasks
+        raise ConfigError(
+            f"the stages' minimum actor pools need {need:g} CPUs but the cluster has "
+            f"{cap.cpus:g} (and Ray Data needs some left for its own tasks): lower "
+            "build.ray.<stage>.num_cpus or min_actors"
         )
 
 
@@ -135,6 +192,7 @@ def run_build(
     there (after deleting what an interrupted run left uncommitted)."""
     import ray
     import ray.data
+    from ray.util.annotations import RayDeprecationWarning
 
     entries = read_inputs(inputs)
     if not cfg.output.pixels and cfg.fetch.keep_media:
@@ -153,14 +211,11 @@ def run_build(
         .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
     )
     plan = stage_plan(cfg, output, RemoteGate(gate_actor))
-    resources = ray.cluster_resources()
-    check_fits(plan, resources.get("CPU", 0.0), resources.get("GPU", 0.0))
+    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
+    check_fits(plan, cluster_capacity(nodes, cfg.ray.max_cpus, cfg.ray.max_gpus))
     rows = expand_inputs(
         entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
     )
-
-    ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = sys.stderr.isatty()
     if not rows:
         log.warning("the inputs expanded to no videos; nothing to do")
         return BuildResult(output=output)
@@ -172,30 +227,64 @@ def run_build(
         return finish_build(output, cfg, result)
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k) for k in keys} for row in rows]
+    configure_data_context(cfg.ray)
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
-    for _name, cls, args, res in plan:
-        ds = ds.map_batches(
-            cls,
-            fn_constructor_args=args,
-            batch_size=res.batch_size,
-            batch_format="pyarrow",
-            num_cpus=res.num_cpus,
-            num_gpus=res.num_gpus or None,
-            compute=ray.data.ActorPoolStrategy(min_size=res.min_actors, max_size=res.max_actors),
-        )
+    for name, cls, args, res in plan:
+        with warnings.catch_warnings():
+            # Ray Data retries a batch forever when its actor dies, so one video that crashes
+            # its worker would stall the build: bound the retries. Ray 2.60 has no named
+            # parameter for it yet and warns about the ray_remote_args that carry it.
+            warnings.simplefilter("ignore", RayDeprecationWarning)
+            ds = ds.map_batches(
+                Guarded,
+                fn_constructor_args=(name, cls, args),
+                batch_size=res.batch_size,
+                batch_format="pyarrow",
+                num_cpus=res.num_cpus,
+                num_gpus=res.num_gpus or None,
+                compute=ray.data.ActorPoolStrategy(
+                    min_size=res.min_actors, max_size=res.max_actors
+                ),
+                ray_remote_args={"max_task_retries": cfg.ray.max_task_retries},
+            )
 
     start = time.time()
+    seen: set[str] = set()
     for i, summary in enumerate(ds.iter_rows(), 1):
-        if summary["error"]:
-            result.errors += 1
-        else:
-            result.videos += 1
-            result.frames_sampled += summary["frames_sampled"]
-            result.frames_kept += summary["frames_kept"]
+        seen.add(summary["video_id"])
+        result.count(summary)
         if progress:
             progress(summary, i, len(rows))
+    # A batch whose actor kept dying (a lost node past its retries, out of memory, a crash in
+    # native code) is dropped by Ray Data; its videos are recorded here so none is lost.
+    lost = [row for row in rows if row["video_id"] not in seen]
+    if lost:
+        error = VideoError(
+            "worker_died",
+            f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
+            "times (a lost node, out of memory, or a crash in native code): see the Ray logs",
+        )
+        failures = [failed(row, "ray", error, "WorkerDied") for row in lost]
+        for i, summary in enumerate(ParquetSink(output, cfg.output)(failures).to_pylist()):
+            result.count(summary)
+            if progress:
+                progress(summary, len(seen) + i + 1, len(rows))
     result.seconds = time.time() - start
     return finish_build(output, cfg, result)
+
+
+def configure_data_context(cfg: RayConfig) -> None:
+    """Ray Data's execution settings for this driver: the object store budget that bounds
+    batches in flight (backpressure), how many failed batches are tolerated, progress bars."""
+    import ray.data
+
+    ctx = ray.data.DataContext.get_current()
+    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.max_errored_blocks = cfg.max_errored_blocks
+    if cfg.object_store_memory:
+        ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
+            object_store_memory=parse_size(cfg.object_store_memory)
+        )
 
 
 def finish_build(output: str, cfg: BuildConfig, result: BuildResult) -> BuildResult:

@@ -91,7 +91,39 @@ class Chain:
     def __call__(self, batch: Batch) -> pa.Table:
         for stage in self.stages:
             batch = stage(batch)
-        return batch if isinstance(batch, pa.Table) else rows_to_table(to_rows(batch))
+        return as_table(batch)
+
+
+class Guarded:
+    """What each actor of a stage's pool runs: the stage, with a batch that raises past the
+    stage's own per-video handling (a bug in batch code, a model that will not load) retried
+    video by video. A video that still raises becomes an error row at stage `name`, so one
+    video never fails its batch, and a batch never fails the build."""
+
+    def __init__(self, name: str, cls: Any, args: tuple[Any, ...]) -> None:
+        self.name = name
+        self.stage = cls(*args)
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        try:
+            return as_table(self.stage(batch))
+        except Exception as exc:
+            rows = to_rows(batch)
+            log.warning("%s failed on a batch of %d videos: %s", self.name, len(rows), exc)
+            if len(rows) == 1:
+                return rows_to_table([failed(rows[0], self.name, exc)])
+        out: list[Row] = []
+        for row in rows:
+            try:
+                out += to_rows(self.stage([row]))
+            except Exception as exc:
+                log.debug("%s", traceback.format_exc())
+                out.append(failed(row, self.name, exc))
+        return rows_to_table(out)
+
+
+def as_table(batch: Batch) -> pa.Table:
+    return batch if isinstance(batch, pa.Table) else rows_to_table(to_rows(batch))
 
 
 def failed(row: Row, stage: str, exc: BaseException | str, error_type: str | None = None) -> Row:

@@ -1,0 +1,15 @@
+"""`ray job submit` entry point for a build: the arguments of `vidray build`.
+
+    ray job submit --working-dir . -- python jobs/build_dataset.py \\
+        --config configs/cluster.yaml INPUTS --output s3://BUCKET/PREFIX [--resume] [key=value ...]
+
+The job's driver joins the cluster it was submitted to (Ray sets RAY_ADDRESS for it); the
+stages then run as actor pools across the cluster's nodes.
+"""
+
+import sys
+
+from vidray.cli import main
+
+if __name__ == "__main__":
+    sys.exit(main(["build", *sys.argv[1:]]))
