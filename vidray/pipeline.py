@@ -191,8 +191,6 @@ def run_build(
     A non-empty `output` is refused unless `resume`, which skips the videos already committed
     there (after deleting what an interrupted run left uncommitted)."""
     import ray
-    import ray.data
-    from ray.util.annotations import RayDeprecationWarning
 
     entries = read_inputs(inputs)
     if not cfg.output.pixels and cfg.fetch.keep_media:
@@ -228,12 +226,60 @@ def run_build(
     keys = list(dict.fromkeys(k for row in rows for k in row))
     rows = [{k: row.get(k) for k in keys} for row in rows]
     configure_data_context(cfg.ray)
+    start = time.time()
+    seen: set[str] = set()
+    pending = rows
+    # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in native
+    # code) is dropped by Ray Data. Its videos get one more pass on what is left of the
+    # cluster; those lost again are recorded as errors, so no video is ever silently missing.
+    for attempt in range(2):
+        for summary in stream(pending, plan, cfg.ray):
+            seen.add(summary["video_id"])
+            result.count(summary)
+            if progress:
+                progress(summary, len(seen), len(rows))
+        pending = [row for row in pending if row["video_id"] not in seen]
+        if pending:  # a lost summary may be of a batch the sink committed: write none twice
+            committed = prepare_output(output, cfg.output, resume=True)
+            pending = [row for row in pending if row["video_id"] not in committed]
+        if not pending:
+            break
+        log.warning(
+            "%d videos were lost with their Ray workers (pass %d)", len(pending), attempt + 1
+        )
+    if pending:
+        error = VideoError(
+            "worker_died",
+            f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
+            "times, in two passes (a lost node, out of memory, or a crash in native code): "
+            "see the Ray logs",
+        )
+        failures = [failed(row, "ray", error, "WorkerDied") for row in pending]
+        for summary in ParquetSink(output, cfg.output)(failures).to_pylist():
+            seen.add(summary["video_id"])
+            result.count(summary)
+            if progress:
+                progress(summary, len(seen), len(rows))
+    result.seconds = time.time() - start
+    return finish_build(output, cfg, result)
+
+
+def stream(
+    rows: list[dict[str, Any]],
+    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
+    cfg: RayConfig,
+) -> Iterator[dict[str, Any]]:
+    """Run `rows` (one per video) through the stages, each an actor pool under `Guarded`;
+    yield the sink's summary row of each video as it is committed."""
+    import ray.data
+    from ray.util.annotations import RayDeprecationWarning
+
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
     for name, cls, args, res in plan:
         with warnings.catch_warnings():
             # Ray Data retries a batch forever when its actor dies, so one video that crashes
             # its worker would stall the build: bound the retries. Ray 2.60 has no named
-            # parameter for it yet and warns about the ray_remote_args that carry it.
+            # parameter for it yet and warns about such extra remote arguments.
             warnings.simplefilter("ignore", RayDeprecationWarning)
             ds = ds.map_batches(
                 Guarded,
@@ -245,32 +291,9 @@ def run_build(
                 compute=ray.data.ActorPoolStrategy(
                     min_size=res.min_actors, max_size=res.max_actors
                 ),
-                ray_remote_args={"max_task_retries": cfg.ray.max_task_retries},
+                max_task_retries=cfg.max_task_retries,
             )
-
-    start = time.time()
-    seen: set[str] = set()
-    for i, summary in enumerate(ds.iter_rows(), 1):
-        seen.add(summary["video_id"])
-        result.count(summary)
-        if progress:
-            progress(summary, i, len(rows))
-    # A batch whose actor kept dying (a lost node past its retries, out of memory, a crash in
-    # native code) is dropped by Ray Data; its videos are recorded here so none is lost.
-    lost = [row for row in rows if row["video_id"] not in seen]
-    if lost:
-        error = VideoError(
-            "worker_died",
-            f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
-            "times (a lost node, out of memory, or a crash in native code): see the Ray logs",
-        )
-        failures = [failed(row, "ray", error, "WorkerDied") for row in lost]
-        for i, summary in enumerate(ParquetSink(output, cfg.output)(failures).to_pylist()):
-            result.count(summary)
-            if progress:
-                progress(summary, len(seen) + i + 1, len(rows))
-    result.seconds = time.time() - start
-    return finish_build(output, cfg, result)
+    yield from ds.iter_rows()
 
 
 def configure_data_context(cfg: RayConfig) -> None:

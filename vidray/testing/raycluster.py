@@ -121,11 +121,10 @@ class LocalCluster:
                 "--disable-usage-stats",
             ],
         )
-        self.wait(lambda: self._get("/api/version") is not None, "the head's dashboard")
+        self.wait(lambda: self.alive_nodes() == 1, "the head")
 
     def add_node(self, cpus: int, resources: dict[str, float] | None = None) -> Node:
         """Join a worker node with its own resources; return once the head counts it."""
-        before = self.alive_nodes()
         agent, grpc, metrics, rt = free_ports(4)
         node = self._start(
             f"worker{len(self.nodes)}",
@@ -142,13 +141,47 @@ class LocalCluster:
                 "--disable-usage-stats",
             ],
         )
-        self.wait(lambda: self.alive_nodes() > before, f"node {node.name} to join")
+        running = sum(n.alive() for n in self.nodes)
+        self.wait(lambda: self.alive_nodes() == running, f"node {node.name} to join")
         return node
 
+    def kill_node(self, node: Node) -> None:
+        """Kill a node as a lost machine goes (all its processes at once, no goodbye) and
+        wait until the head has noticed."""
+        node.kill(signal.SIGKILL)
+        node.proc.wait()
+        running = sum(n.alive() for n in self.nodes)
+        self.wait(lambda: self.alive_nodes() == running, f"the head to see {node.name} lost")
+
     def alive_nodes(self) -> int:
-        nodes = self._get("/nodes?view=summary") or {}
-        summary = (nodes.get("data") or {}).get("summary") or []
-        return sum(1 for n in summary if n.get("raylet", {}).get("state") == "ALIVE")
+        """Nodes the head counts as alive (a killed one drops out after a few seconds)."""
+        return sum(1 for n in self._state("nodes") if n.get("state") == "ALIVE")
+
+    def actors_per_node(self) -> dict[str, int]:
+        """Alive actors on each alive worker node (not the head), by Ray node id."""
+        nodes = self._state("nodes")
+        workers = {
+            n["node_id"] for n in nodes if n.get("state") == "ALIVE" and not n.get("is_head_node")
+        }
+        counts = dict.fromkeys(workers, 0)
+        for actor in self._state("actors"):
+            if actor.get("state") == "ALIVE" and actor.get("node_id") in counts:
+                counts[actor["node_id"]] += 1
+        return counts
+
+    def _state(self, kind: str) -> list[dict[str, Any]]:
+        """A list from Ray's state API (`/api/v0/nodes`, `/api/v0/actors`)."""
+        found = self._get(f"/api/v0/{kind}?limit=10000&detail=true") or {}
+        return list(((found.get("data") or {}).get("result") or {}).get("result") or [])
+
+    def job_status(self, job_id: str) -> str | None:
+        """PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED, from the job API."""
+        info = self._get(f"/api/jobs/{job_id}")
+        return info.get("status") if isinstance(info, dict) else None
+
+    def job_logs(self, job_id: str) -> str:
+        logs = self._get(f"/api/jobs/{job_id}/logs")
+        return str(logs.get("logs", "")) if isinstance(logs, dict) else ""
 
     def ray(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
         """Run the `ray` CLI against this cluster's job API."""
@@ -181,7 +214,7 @@ class LocalCluster:
         while time.monotonic() < deadline:
             if ready():
                 return
-            if not all(n.alive() for n in self.nodes):
+            if not self.nodes[0].alive():  # the head is gone: nothing will get ready
                 break
             time.sleep(0.5)
         logs = "\n".join(f"--- {n.log}\n{n.log.read_text()[-2000:]}" for n in self.nodes)
