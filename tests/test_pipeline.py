@@ -1,9 +1,18 @@
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from vidray.config import BuildConfig, ConfigError, StageResources
-from vidray.pipeline import Capacity, check_fits, cluster_capacity, run_build, stage_plan
+from vidray.config import BuildConfig, ConfigError, OutputConfig, StageResources
+from vidray.pipeline import (
+    Capacity,
+    check_fits,
+    check_shared_output,
+    cluster_capacity,
+    run_build,
+    stage_plan,
+)
 
 
 def test_plan_has_every_stage_in_order() -> None:
@@ -88,3 +97,36 @@ def test_missing_input_fails_before_ray_starts(tmp_path) -> None:  # type: ignor
     with pytest.raises(FileNotFoundError):
         run_build([str(tmp_path / "nope")], str(tmp_path / "out"), BuildConfig())
     assert not (tmp_path / "out").exists()
+
+
+def test_a_plan_that_cannot_be_scheduled_stops_a_real_build_at_once(
+    local_ray: Any, samples: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from vidray.cli import main
+
+    out = tmp_path / "out"
+    started = time.monotonic()
+    code = main(
+        [
+            "build",
+            str(samples),
+            "--output",
+            str(out),
+            "build.ray.transcribe.min_actors=3",
+            "build.ray.transcribe.max_actors=3",
+        ]
+    )
+    assert code == 2 and time.monotonic() - started < 60  # refused, not waiting on Ray
+    err = capsys.readouterr().err
+    assert "minimum actor pools need 2.375 CPUs (most: transcribe 1.5, decode 0.25, " in err
+    assert not list(out.rglob("*.parquet"))
+
+
+def test_a_local_output_is_refused_on_a_cluster_of_several_machines() -> None:
+    out = OutputConfig()
+    check_shared_output("/data/out", {"10.0.0.1"}, out)
+    check_shared_output("s3://bucket/out", {"10.0.0.1", "10.0.0.2"}, out)
+    with pytest.raises(ConfigError, match="spans 2 machines"):
+        check_shared_output("/data/out", {"10.0.0.1", "10.0.0.2"}, out)
+    out.shared_filesystem = True
+    check_shared_output("/mnt/efs/out", {"10.0.0.1", "10.0.0.2"}, out)

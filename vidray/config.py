@@ -171,6 +171,9 @@ class OutputConfig:
     row_group_size: str = "64M"  # target bytes per Parquet row group (image rows are large)
     max_file_size: str = "512M"  # a sink batch larger than this is split into numbered files
     partition_by: list[str] = field(default_factory=list)  # videos columns, e.g. [language]
+    # A local output path on a cluster of several machines must be one filesystem mounted
+    # on all of them (NFS, EFS, Filestore); say so here, else use s3://.
+    shared_filesystem: bool = False
 
 
 @dataclass

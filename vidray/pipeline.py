@@ -170,13 +170,27 @@ def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap
             f"the stages' minimum actor pools need {sum(gpus.values()):g} GPUs ({asks}) but the "
             f"cluster has {cap.gpus:g}: lower build.ray.<stage>.num_gpus or min_actors"
         )
-    need = sum(res.num_cpus * res.min_actors for _, _, _, res in plan)
-    if need >= cap.cpus:  # Ray Data needs a slot left for its own tasks
+    cpus = {name: res.num_cpus * res.min_actors for name, _, _, res in plan}
+    if sum(cpus.values()) >= cap.cpus:  # Ray Data needs a slot left for its own tasks
+        top = sorted(cpus.items(), key=lambda kv: -kv[1])[:3]
         raise ConfigError(
-            f"the stages' minimum actor pools need {need:g} CPUs but the cluster has "
-            f"{cap.cpus:g} (and Ray Data needs some left for its own tasks): lower "
-            "build.ray.<stage>.num_cpus or min_actors"
+            f"the stages' minimum actor pools need {sum(cpus.values()):g} CPUs (most: "
+            f"{', '.join(f'{n} {c:g}' for n, c in top)}) but the cluster has {cap.cpus:g}, and "
+            "Ray Data needs some left for its own tasks: lower build.ray.<stage>.num_cpus or "
+            "min_actors"
         )
+
+
+def check_shared_output(output: str, hosts: set[str], cfg: OutputConfig) -> None:
+    """Sink actors write where they run: on a cluster spanning machines a local path would
+    scatter the dataset over their disks, unless it is one shared filesystem."""
+    if "://" in output or len(hosts) <= 1 or cfg.shared_filesystem:
+        return
+    raise ConfigError(
+        f"output {output!r} is a local path but the cluster spans {len(hosts)} machines, whose "
+        "sink actors would each write to their own disk: use s3://BUCKET/PREFIX, or a path on "
+        "a filesystem mounted on every node and build.output.shared_filesystem=true"
+    )
 
 
 def run_build(
@@ -209,8 +223,11 @@ def run_build(
         .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
     )
     plan = stage_plan(cfg, output, RemoteGate(gate_actor))
-    nodes = [n["Resources"] for n in ray.nodes() if n["Alive"]]
-    check_fits(plan, cluster_capacity(nodes, cfg.ray.max_cpus, cfg.ray.max_gpus))
+    alive = [n for n in ray.nodes() if n["Alive"]]
+    check_fits(
+        plan, cluster_capacity([n["Resources"] for n in alive], cfg.ray.max_cpus, cfg.ray.max_gpus)
+    )
+    check_shared_output(output, {n["NodeManagerAddress"] for n in alive}, cfg.output)
     rows = expand_inputs(
         entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
     )
