@@ -4,6 +4,7 @@ mid-job, a job stopped part-way and resumed, a stage that raises and a worker th
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -185,11 +186,15 @@ def test_a_raising_stage_and_a_dying_worker_fail_only_their_videos(
     job_dir.mkdir()
     (job_dir / "faulty_build.py").write_text(FAULTY_JOB)
     out = tmp_path / "dataset"
-    args = build_args(videos, out, "build.ray.max_task_retries=1")
+    # The dying video shares its shots batch with others: they must survive it.
+    args = build_args(videos, out, "build.ray.max_task_retries=1", "build.ray.shots.batch_size=3")
     logs = submit(
         cluster, "faulty", ["faulty_build.py", "sample_001", "sample_003", *args], job_dir
     )
     assert f"{VIDEOS - 2} videos, 2 errors" in logs
+    # The dying video's whole batch was lost at first; the second pass, one by one, kept the rest.
+    lost = re.search(r"pass 1: (\d+) videos lost", logs)
+    assert lost and int(lost.group(1)) >= 2 and "pass 2: 1 videos lost" in logs
     got = contents(out)
     by_stage = {e["stage"]: e for e in got["errors"]}
     assert sorted(by_stage) == ["label", "ray"]

@@ -248,9 +248,10 @@ def run_build(
     pending = rows
     # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in native
     # code) is dropped by Ray Data. Its videos get one more pass on what is left of the
-    # cluster; those lost again are recorded as errors, so no video is ever silently missing.
+    # cluster, one video per batch so a video that kills its worker takes no other with it;
+    # those lost again are recorded as errors, so no video is ever silently missing.
     for attempt in range(2):
-        for summary in stream(pending, plan, cfg.ray):
+        for summary in stream(pending, plan, cfg.ray, one_by_one=attempt > 0):
             seen.add(summary["video_id"])
             result.count(summary)
             if progress:
@@ -261,9 +262,7 @@ def run_build(
             pending = [row for row in pending if row["video_id"] not in committed]
         if not pending:
             break
-        log.warning(
-            "%d videos were lost with their Ray workers (pass %d)", len(pending), attempt + 1
-        )
+        log.warning("pass %d: %d videos lost with their Ray workers", attempt + 1, len(pending))
     if pending:
         error = VideoError(
             "worker_died",
@@ -285,6 +284,7 @@ def stream(
     rows: list[dict[str, Any]],
     plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
     cfg: RayConfig,
+    one_by_one: bool = False,
 ) -> Iterator[dict[str, Any]]:
     """Run `rows` (one per video) through the stages, each an actor pool under `Guarded`;
     yield the sink's summary row of each video as it is committed."""
@@ -301,7 +301,7 @@ def stream(
             ds = ds.map_batches(
                 Guarded,
                 fn_constructor_args=(name, cls, args),
-                batch_size=res.batch_size,
+                batch_size=1 if one_by_one else res.batch_size,
                 batch_format="pyarrow",
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus or None,
