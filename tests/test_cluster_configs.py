@@ -29,8 +29,8 @@ KUBERAY = ["raycluster.yaml", "rayjob.yaml"]
 ALL_FILES = [CLUSTER / n for n in LAUNCHER] + [CLUSTER / "kuberay" / n for n in KUBERAY]
 
 # The shape docs/scaling.md was computed for ("a year of video in under 6 hours").
-SHAPE = {"cpu": ({"CPU": 32}, 10), "gpu": ({"CPU": 8, "GPU": 1}, 48)}
-MAX_WORKERS = 58
+SHAPE = {"cpu": ({"CPU": 32}, 3), "gpu": ({"CPU": 8, "GPU": 1}, 56)}
+MAX_WORKERS = 59
 MACHINES = {
     "aws.yaml": (
         "InstanceType",
