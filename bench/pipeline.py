@@ -17,7 +17,8 @@ server process stands in for the web and is counted apart. Then:
    config's `batch_size: 1` has Ray do. Each stage's CPU time (`time.process_time`, all
    threads) and wall time are summed over the videos; model loading (the first call, on an
    empty batch) is reported apart. Rate: video seconds per CPU second.
-2. On Ray, per corpus size: a fresh local Ray (`ray.init(num_cpus=--cores)`, timed apart) and
+2. On Ray, per corpus size: a fresh local Ray started as `run_build` starts one
+   (`ray.init(num_cpus=--cores)`, no dashboard unless `build.ray.dashboard`, timed apart) and
    the real `run_build` into a fresh output folder. Its wall time (Ray start-up excluded; input
    expansion, the stages, and the corpus statistics and card written at the end included) is
    compared with the ideal `(stage CPU seconds + model loading once) / cores`:
@@ -343,7 +344,8 @@ def ray_build(
 
     shutil.rmtree(output, ignore_errors=True)
     t0 = time.perf_counter()
-    ray.init(**{"log_to_driver": False, **init})  # log_to_driver: as run_build starts Ray
+    # As run_build starts Ray: no driver log forwarding, the dashboard as build.ray.dashboard.
+    ray.init(**{"log_to_driver": False, "include_dashboard": cfg.ray.dashboard, **init})
     init_s = time.perf_counter() - t0
     done_at: list[float] = []
     try:

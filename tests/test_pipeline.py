@@ -10,6 +10,7 @@ from vidray.pipeline import (
     check_fits,
     check_shared_output,
     cluster_capacity,
+    pools,
     run_build,
     stage_plan,
 )
@@ -30,6 +31,23 @@ def test_embeddings_come_before_dedup_and_bad_models_stop_the_job(tmp_path) -> N
     cfg.embed.model = str(tmp_path / "missing")
     with pytest.raises(ConfigError, match="missing"):
         stage_plan(cfg, "/tmp/out")
+
+
+def test_stages_with_equal_settings_share_a_pool() -> None:
+    from vidray.config import load_config
+
+    local = pools(stage_plan(load_config().build, "/tmp/out"))
+    assert [name for name, *_ in local] == [
+        "decode",
+        "transcribe",
+        "keywords+shots+dedup+label+sink",
+    ]
+    light = local[-1]
+    assert light[1].__name__ == "KeywordsShotsDedupLabelSink" and len(light[2]) == 5
+    cfg = load_config(Path(__file__).parents[1] / "configs" / "cluster.yaml").build
+    cfg.embed.enabled = False
+    names = [name for name, *_ in pools(stage_plan(cfg, "/tmp/out"))]
+    assert names == ["decode", "transcribe", "keywords+shots+dedup+label+sink"]
 
 
 def test_gpu_stages_are_refused_on_a_cluster_without_gpus() -> None:
@@ -112,13 +130,16 @@ def test_a_plan_that_cannot_be_scheduled_stops_a_real_build_at_once(
             str(samples),
             "--output",
             str(out),
-            "build.ray.transcribe.min_actors=3",
-            "build.ray.transcribe.max_actors=3",
+            "build.ray.transcribe.min_actors=4",
+            "build.ray.transcribe.max_actors=4",
         ]
     )
     assert code == 2 and time.monotonic() - started < 60  # refused, not waiting on Ray
     err = capsys.readouterr().err
-    assert "minimum actor pools need 2.375 CPUs (most: transcribe 1.5, decode 0.25, " in err
+    assert (
+        "pools need 2.375 CPUs (most: transcribe 2, decode 0.25, keywords+shots+dedup+label+sink 0.125)"
+        in err
+    )
     assert not list(out.rglob("*.parquet"))
 
 

@@ -131,9 +131,11 @@ def test_runner_gets_the_urls_in_batches(site: str) -> None:
         seen.extend(chunks)
         return local_runner(chunks, fetch)
 
-    urls = [f"{site}/files/{n}.mp4" for n in "abcde"]
-    rows = expand_inputs(urls, SourcesConfig(urls_per_task=2), runner=runner)
-    assert [len(c) for c in seen] == [2, 2, 1] and len(rows) == 5
+    pages = [f"{site}/page2?src={n}.mp4" for n in "abcde"]  # web pages: only yt-dlp can tell
+    media = [f"{site}/files/{n}.mp4" for n in "fg"]  # direct media: known without the network
+    rows = expand_inputs([*pages, *media], SourcesConfig(urls_per_task=2), runner=runner)
+    assert seen == [pages[:2], pages[2:4], pages[4:]] and len(rows) == 7
+    assert [r["source"] for r in rows[5:]] == media
 
 
 def test_s3_prefix_lists_media_objects(tmp_path: Path) -> None:

@@ -201,6 +201,7 @@ class StageResources:
 class RayConfig:
     address: str | None = None  # None: the job's cluster (RAY_ADDRESS), else a new local Ray
     num_cpus: int | None = None  # for a local Ray started by vidray
+    dashboard: bool = False  # give a local Ray started by vidray its dashboard (~0.9 GB RSS)
     # An autoscaling cluster's size at its largest (head plus max workers); unset: the nodes
     # it has now. The plan is checked against it before anything runs.
     max_cpus: float | None = None

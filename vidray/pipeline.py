@@ -32,7 +32,7 @@ from vidray.sink import (
 )
 from vidray.sources import expand_inputs, read_inputs, resolve_urls
 from vidray.stages.audio_stats import AudioStatsStage
-from vidray.stages.base import Chain, Guarded, VideoError, failed
+from vidray.stages.base import Chain, Pool, VideoError, failed
 from vidray.stages.decode import DecodeStage
 from vidray.stages.dedup import DedupStage
 from vidray.stages.embed import EmbedStage
@@ -110,6 +110,34 @@ def stage_plan(
     ]
 
 
+def pools(
+    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
+) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
+    """Merge consecutive stages with equal `build.ray` settings into one actor pool, a `Pool`
+    subclass named after them (so Ray's dashboard and logs tell pools apart): the light
+    stages then cost one worker process, not five. Entries keep `stage_plan`'s form."""
+    groups: list[list[tuple[str, Any, tuple[Any, ...], StageResources]]] = []
+    for stage in plan:
+        if groups and groups[-1][-1][3] == stage[3]:
+            groups[-1].append(stage)
+        else:
+            groups.append([stage])
+    merged = []
+    for group in groups:
+        names = [name for name, *_ in group]
+        title = "".join(n.title().replace("_", "") for n in names)
+        merged.append(
+            # A module no one imports: cloudpickle then ships the class by value to the actors.
+            (
+                "+".join(names),
+                type(title, (Pool,), {"__module__": "vidray.pools"}),
+                tuple(s[:3] for s in group),
+                group[0][3],
+            )
+        )
+    return merged
+
+
 @dataclass(frozen=True)
 class Capacity:
     """What a cluster can ever offer: totals, and the most one node has (None: unknown, as
@@ -143,7 +171,7 @@ def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap
     node_cpus = cap.cpus if cap.node_cpus is None else cap.node_cpus
     node_gpus = cap.gpus if cap.node_gpus is None else cap.node_gpus
     for name, _, _, res in plan:
-        key = f"build.ray.{name}"
+        key = f"build.ray.{name}" if "+" not in name else f"build.ray.{{{name.replace('+', ',')}}}"
         if res.min_actors > res.max_actors or res.min_actors < 1:
             raise ConfigError(
                 f"{key}: min_actors ({res.min_actors}) must be at least 1 and at most "
@@ -215,7 +243,12 @@ def run_build(
     check_output(output, cfg.output)
     done = prepare_output(output, cfg.output, resume)
     if not ray.is_initialized():
-        ray.init(address=cfg.ray.address, num_cpus=cfg.ray.num_cpus, log_to_driver=False)
+        ray.init(
+            address=cfg.ray.address,
+            num_cpus=cfg.ray.num_cpus,
+            include_dashboard=cfg.ray.dashboard,  # a Ray started here; ignored when joining one
+            log_to_driver=False,
+        )
     # One gate for the whole cluster: the per-host download cap holds across every fetch actor.
     gate_actor = (
         ray.remote(HostGate)
@@ -224,6 +257,7 @@ def run_build(
     )
     plan = stage_plan(cfg, output, RemoteGate(gate_actor))
     alive = [n for n in ray.nodes() if n["Alive"]]
+    plan = pools(plan)
     check_fits(
         plan, cluster_capacity([n["Resources"] for n in alive], cfg.ray.max_cpus, cfg.ray.max_gpus)
     )
@@ -248,8 +282,9 @@ def run_build(
     pending = rows
     # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in native
     # code) is dropped by Ray Data. Its videos get one more pass on what is left of the
-    # cluster, one video per batch so a video that kills its worker takes no other with it;
-    # those lost again are recorded as errors, so no video is ever silently missing.
+    # cluster, one video per batch and one batch per actor at a time, so a video that kills
+    # its worker takes no other with it. Those lost again are recorded as errors: no video is
+    # ever silently missing.
     for attempt in range(2):
         for summary in stream(pending, plan, cfg.ray, one_by_one=attempt > 0):
             seen.add(summary["video_id"])
@@ -286,27 +321,30 @@ def stream(
     cfg: RayConfig,
     one_by_one: bool = False,
 ) -> Iterator[dict[str, Any]]:
-    """Run `rows` (one per video) through the stages, each an actor pool under `Guarded`;
-    yield the sink's summary row of each video as it is committed."""
+    """Run `rows` (one per video) through the actor pools of `pools(plan)`; yield the sink's
+    summary row of each video as it is committed."""
     import ray.data
     from ray.util.annotations import RayDeprecationWarning
 
     ds: ray.data.Dataset = ray.data.from_items(rows, override_num_blocks=min(len(rows), 2000))
-    for name, cls, args, res in plan:
+    for _name, cls, args, res in plan:
         with warnings.catch_warnings():
             # Ray Data retries a batch forever when its actor dies, so one video that crashes
             # its worker would stall the build: bound the retries. Ray 2.60 has no named
             # parameter for it yet and warns about such extra remote arguments.
             warnings.simplefilter("ignore", RayDeprecationWarning)
             ds = ds.map_batches(
-                Guarded,
-                fn_constructor_args=(name, cls, args),
+                cls,
+                fn_constructor_args=args,
                 batch_size=1 if one_by_one else res.batch_size,
                 batch_format="pyarrow",
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus or None,
                 compute=ray.data.ActorPoolStrategy(
-                    min_size=res.min_actors, max_size=res.max_actors
+                    min_size=res.min_actors,
+                    max_size=res.max_actors,
+                    # Batches queued on an actor that dies are lost with it, unretried.
+                    max_tasks_in_flight_per_actor=1 if one_by_one else None,
                 ),
                 max_task_retries=cfg.max_task_retries,
             )

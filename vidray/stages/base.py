@@ -122,6 +122,20 @@ class Guarded:
         return rows_to_table(out)
 
 
+class Pool:
+    """What each actor of a pool runs: consecutive stages that share their resources, one
+    after another in the same process, each under `Guarded`. Fewer pools mean fewer worker
+    processes and fewer object store hops per video, which matters for the light stages."""
+
+    def __init__(self, *stages: tuple[str, Any, tuple[Any, ...]]) -> None:
+        self.stages = [Guarded(name, cls, args) for name, cls, args in stages]
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        for stage in self.stages:
+            batch = stage(batch)
+        return as_table(batch)
+
+
 def as_table(batch: Batch) -> pa.Table:
     return batch if isinstance(batch, pa.Table) else rows_to_table(to_rows(batch))
 
