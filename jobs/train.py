@@ -3,8 +3,8 @@
     ray job submit --working-dir . -- python jobs/train.py \\
         --config configs/cluster.yaml s3://BUCKET/PREFIX --model-dir MODEL_DIR
 
-Ray Train's workers (one per GPU with `train.use_gpu: true`) are placed on the cluster the job
-was submitted to.
+Ray Train's `train.num_workers` workers (each with one GPU when `train.use_gpu: true`) are
+placed on the cluster the job was submitted to.
 """
 
 import sys

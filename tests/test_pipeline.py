@@ -4,16 +4,9 @@ from typing import Any
 
 import pytest
 
+from vidray.capacity import Capacity, check_fits, check_shared_output, cluster_capacity
 from vidray.config import BuildConfig, ConfigError, OutputConfig, StageResources
-from vidray.pipeline import (
-    Capacity,
-    check_fits,
-    check_shared_output,
-    cluster_capacity,
-    pools,
-    run_build,
-    stage_plan,
-)
+from vidray.pipeline import pools, run_build, stage_plan
 
 
 def test_plan_has_every_stage_in_order() -> None:
@@ -48,6 +41,8 @@ def test_stages_with_equal_settings_share_a_pool() -> None:
     cfg.embed.enabled = False
     names = [name for name, *_ in pools(stage_plan(cfg, "/tmp/out"))]
     assert names == ["decode", "transcribe", "keywords+shots+dedup+label+sink"]
+    gpu = StageResources(num_cpus=1, num_gpus=0.5)  # GPU stages never share an actor
+    assert len(pools([("transcribe", object, (), gpu), ("embed", object, (), gpu)])) == 2
 
 
 def test_gpu_stages_are_refused_on_a_cluster_without_gpus() -> None:
@@ -96,7 +91,7 @@ def test_an_autoscaling_cluster_is_checked_against_its_declared_maximum() -> Non
     head_only = [{"CPU": 0.0, "memory": 8e9}]  # a head that runs no work, no worker yet
     with pytest.raises(ValueError, match="declare an autoscaling cluster's CPUs"):
         check_fits(stage_plan(cfg, "/tmp/out"), cluster_capacity(head_only))
-    check_fits(stage_plan(cfg, "/tmp/out"), cluster_capacity(head_only, max_cpus=320, max_gpus=48))
+    check_fits(stage_plan(cfg, "/tmp/out"), cluster_capacity(head_only, max_cpus=544, max_gpus=56))
 
 
 def test_shipped_cluster_config_fits_its_declared_cluster() -> None:
@@ -149,5 +144,7 @@ def test_a_local_output_is_refused_on_a_cluster_of_several_machines() -> None:
     check_shared_output("s3://bucket/out", {"10.0.0.1", "10.0.0.2"}, out)
     with pytest.raises(ConfigError, match="spans 2 machines"):
         check_shared_output("/data/out", {"10.0.0.1", "10.0.0.2"}, out)
+    with pytest.raises(ConfigError, match="autoscales over machines"):  # workers yet to come
+        check_shared_output("/data/out", {"10.0.0.1"}, out, autoscales=True)
     out.shared_filesystem = True
     check_shared_output("/mnt/efs/out", {"10.0.0.1", "10.0.0.2"}, out)

@@ -199,7 +199,9 @@ class StageResources:
 
 @dataclass
 class RayConfig:
-    address: str | None = None  # None: the job's cluster (RAY_ADDRESS), else a new local Ray
+    address: str | None = (
+        None  # None: RAY_ADDRESS (a job's cluster), a running local one, or a new one
+    )
     num_cpus: int | None = None  # for a local Ray started by vidray
     dashboard: bool = False  # give a local Ray started by vidray its dashboard (~0.9 GB RSS)
     # An autoscaling cluster's size at its largest (head plus max workers); unset: the nodes

@@ -13,6 +13,7 @@ from itertools import islice
 from typing import Any
 
 from vidray.asr.base import SAMPLE_RATE
+from vidray.capacity import check_fits, check_shared_output, cluster_capacity
 from vidray.config import (
     BuildConfig,
     ConfigError,
@@ -25,6 +26,7 @@ from vidray.config import (
 from vidray.sink import (
     ParquetSink,
     check_output,
+    committed_videos,
     iter_batches,
     open_root,
     prepare_output,
@@ -54,6 +56,7 @@ class BuildResult:
     frames_kept: int = 0
     seconds: float = 0.0
     skipped: int = 0  # videos already committed by an earlier run (--resume)
+    unreported: int = 0  # committed by the sink, but its summary was lost with a worker
 
     def count(self, summary: dict[str, Any]) -> None:
         """Add one video's sink summary."""
@@ -113,12 +116,12 @@ def stage_plan(
 def pools(
     plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
 ) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
-    """Merge consecutive stages with equal `build.ray` settings into one actor pool, a `Pool`
+    """Merge consecutive CPU stages with equal `build.ray` settings into one actor pool, a `Pool`
     subclass named after them (so Ray's dashboard and logs tell pools apart): the light
     stages then cost one worker process, not five. Entries keep `stage_plan`'s form."""
     groups: list[list[tuple[str, Any, tuple[Any, ...], StageResources]]] = []
     for stage in plan:
-        if groups and groups[-1][-1][3] == stage[3]:
+        if groups and groups[-1][-1][3] == stage[3] and not stage[3].num_gpus:
             groups[-1].append(stage)
         else:
             groups.append([stage])
@@ -136,89 +139,6 @@ def pools(
             )
         )
     return merged
-
-
-@dataclass(frozen=True)
-class Capacity:
-    """What a cluster can ever offer: totals, and the most one node has (None: unknown, as
-    on an autoscaling cluster whose workers have not started, so only the totals bind)."""
-
-    cpus: float
-    gpus: float = 0.0
-    node_cpus: float | None = None
-    node_gpus: float | None = None
-
-
-def cluster_capacity(
-    nodes: list[dict[str, float]], max_cpus: float | None = None, max_gpus: float | None = None
-) -> Capacity:
-    """Capacity from the live nodes' resources, or from an autoscaling cluster's declared
-    maximum (`build.ray.max_cpus` / `max_gpus`), whichever is larger."""
-    cpus = sum(n.get("CPU", 0.0) for n in nodes)
-    gpus = sum(n.get("GPU", 0.0) for n in nodes)
-    scales = max_cpus is not None or max_gpus is not None
-    return Capacity(
-        cpus=max(cpus, max_cpus or 0.0),
-        gpus=max(gpus, max_gpus or 0.0),
-        node_cpus=None if scales else max((n.get("CPU", 0.0) for n in nodes), default=0.0),
-        node_gpus=None if scales else max((n.get("GPU", 0.0) for n in nodes), default=0.0),
-    )
-
-
-def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap: Capacity) -> None:
-    """Ray Data waits forever, silently, for actors that can never be placed: refuse such a
-    plan before anything runs, naming the stage and the setting to change."""
-    node_cpus = cap.cpus if cap.node_cpus is None else cap.node_cpus
-    node_gpus = cap.gpus if cap.node_gpus is None else cap.node_gpus
-    for name, _, _, res in plan:
-        key = f"build.ray.{name}" if "+" not in name else f"build.ray.{{{name.replace('+', ',')}}}"
-        if res.min_actors > res.max_actors or res.min_actors < 1:
-            raise ConfigError(
-                f"{key}: min_actors ({res.min_actors}) must be at least 1 and at most "
-                f"max_actors ({res.max_actors})"
-            )
-        if res.num_gpus > node_gpus:
-            where = "the cluster has" if cap.node_gpus is None else "the largest node has"
-            raise ConfigError(
-                f"stage {name!r} asks {res.num_gpus:g} GPUs per actor but {where} "
-                f"{node_gpus:g}: set {key}.num_gpus=0 (and its model to CPU), run on a cluster "
-                "with GPUs, or declare an autoscaling cluster's GPUs in build.ray.max_gpus"
-            )
-        if res.num_cpus > node_cpus:
-            where = "the cluster has" if cap.node_cpus is None else "the largest node has"
-            raise ConfigError(
-                f"stage {name!r} asks {res.num_cpus:g} CPUs per actor but {where} "
-                f"{node_cpus:g}: lower {key}.num_cpus, or declare an autoscaling cluster's "
-                "CPUs in build.ray.max_cpus"
-            )
-    gpus = {name: res.num_gpus * res.min_actors for name, _, _, res in plan if res.num_gpus}
-    if sum(gpus.values()) > cap.gpus:
-        asks = ", ".join(f"{n} {g:g}" for n, g in gpus.items())
-        raise ConfigError(
-            f"the stages' minimum actor pools need {sum(gpus.values()):g} GPUs ({asks}) but the "
-            f"cluster has {cap.gpus:g}: lower build.ray.<stage>.num_gpus or min_actors"
-        )
-    cpus = {name: res.num_cpus * res.min_actors for name, _, _, res in plan}
-    if sum(cpus.values()) >= cap.cpus:  # Ray Data needs a slot left for its own tasks
-        top = sorted(cpus.items(), key=lambda kv: -kv[1])[:3]
-        raise ConfigError(
-            f"the stages' minimum actor pools need {sum(cpus.values()):g} CPUs (most: "
-            f"{', '.join(f'{n} {c:g}' for n, c in top)}) but the cluster has {cap.cpus:g}, and "
-            "Ray Data needs some left for its own tasks: lower build.ray.<stage>.num_cpus or "
-            "min_actors"
-        )
-
-
-def check_shared_output(output: str, hosts: set[str], cfg: OutputConfig) -> None:
-    """Sink actors write where they run: on a cluster spanning machines a local path would
-    scatter the dataset over their disks, unless it is one shared filesystem."""
-    if "://" in output or len(hosts) <= 1 or cfg.shared_filesystem:
-        return
-    raise ConfigError(
-        f"output {output!r} is a local path but the cluster spans {len(hosts)} machines, whose "
-        "sink actors would each write to their own disk: use s3://BUCKET/PREFIX, or a path on "
-        "a filesystem mounted on every node and build.output.shared_filesystem=true"
-    )
 
 
 def run_build(
@@ -261,7 +181,9 @@ def run_build(
     check_fits(
         plan, cluster_capacity([n["Resources"] for n in alive], cfg.ray.max_cpus, cfg.ray.max_gpus)
     )
-    check_shared_output(output, {n["NodeManagerAddress"] for n in alive}, cfg.output)
+    hosts = {n["NodeManagerAddress"] for n in alive}
+    autoscales = cfg.ray.max_cpus is not None or cfg.ray.max_gpus is not None
+    check_shared_output(output, hosts, cfg.output, autoscales)
     rows = expand_inputs(
         entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
     )
@@ -279,6 +201,13 @@ def run_build(
     configure_data_context(cfg.ray)
     start = time.time()
     seen: set[str] = set()
+
+    def record(summary: dict[str, Any]) -> None:
+        seen.add(summary["video_id"])
+        result.count(summary)
+        if progress:
+            progress(summary, len(seen), len(rows))
+
     pending = rows
     # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in native
     # code) is dropped by Ray Data. Its videos get one more pass on what is left of the
@@ -287,30 +216,27 @@ def run_build(
     # ever silently missing.
     for attempt in range(2):
         for summary in stream(pending, plan, cfg.ray, one_by_one=attempt > 0):
-            seen.add(summary["video_id"])
-            result.count(summary)
-            if progress:
-                progress(summary, len(seen), len(rows))
+            record(summary)
         pending = [row for row in pending if row["video_id"] not in seen]
         if pending:  # a lost summary may be of a batch the sink committed: write none twice
-            committed = prepare_output(output, cfg.output, resume=True)
+            committed = committed_videos(output, cfg.output)
+            result.unreported += sum(row["video_id"] in committed for row in pending)
             pending = [row for row in pending if row["video_id"] not in committed]
         if not pending:
             break
-        log.warning("pass %d: %d videos lost with their Ray workers", attempt + 1, len(pending))
+        log.warning("pass %d lost %d video(s) with their Ray workers", attempt + 1, len(pending))
     if pending:
         error = VideoError(
             "worker_died",
             f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
-            "times, in two passes (a lost node, out of memory, or a crash in native code): "
-            "see the Ray logs",
+            "times in each of two passes (a lost node, out of memory, or a crash in native "
+            "code): see the Ray logs",
         )
-        failures = [failed(row, "ray", error, "WorkerDied") for row in pending]
-        for summary in ParquetSink(output, cfg.output)(failures).to_pylist():
-            seen.add(summary["video_id"])
-            result.count(summary)
-            if progress:
-                progress(summary, len(seen), len(rows))
+        sink = ParquetSink(output, cfg.output)
+        for summary in sink(
+            [failed(row, "ray", error, "WorkerDied") for row in pending]
+        ).to_pylist():
+            record(summary)
     result.seconds = time.time() - start
     return finish_build(output, cfg, result)
 
@@ -341,7 +267,7 @@ def stream(
                 num_cpus=res.num_cpus,
                 num_gpus=res.num_gpus or None,
                 compute=ray.data.ActorPoolStrategy(
-                    min_size=res.min_actors,
+                    min_size=1 if one_by_one else res.min_actors,  # nodes may be gone
                     max_size=res.max_actors,
                     # Batches queued on an actor that dies are lost with it, unretried.
                     max_tasks_in_flight_per_actor=1 if one_by_one else None,

@@ -199,6 +199,10 @@ def read_manifest(fs: pafs.FileSystem, path: str) -> dict[str, Any] | None:
 class ParquetSink:
     """Writes each batch of finished rows; returns one small summary row per video."""
 
+    # A failed write fails the batch (not its videos): Ray retries it, and the driver's second
+    # pass reruns the videos of a batch still lost, so each ends in videos/ or errors/.
+    guarded = False
+
     def __init__(self, root: str, cfg: OutputConfig) -> None:
         self.root, self.cfg = root, cfg
 
@@ -232,6 +236,16 @@ def committed_parts(fs: pafs.FileSystem, base: str) -> set[str]:
     selector = pafs.FileSelector(f"{base}/{PARTS}", allow_not_found=True)
     names = (i.base_name for i in fs.get_file_info(selector) if i.type == pafs.FileType.File)
     return {n.removesuffix(".json") for n in names if n.endswith(".json") and n[0] not in "._"}
+
+
+def committed_videos(root: str, cfg: OutputConfig | None = None) -> set[str]:
+    """The ids of the videos in committed batches, read from the manifests; deletes nothing."""
+    cfg = cfg or OutputConfig()
+    fs, base = open_root(root, cfg.endpoint_url, cfg.region)
+    stems = sorted(committed_parts(fs, base))
+    with ThreadPoolExecutor(16) as pool:
+        manifests = pool.map(lambda s: read_manifest(fs, f"{base}/{PARTS}/{s}.json"), stems)
+        return {v for m in manifests if m for v in m["video_ids"]}
 
 
 def prepare_output(root: str, cfg: OutputConfig | None = None, resume: bool = False) -> set[str]:

@@ -104,8 +104,9 @@ def _entries(item: str, top: bool, extra: dict[str, Any] | None = None) -> Itera
         yield from (row | base for row in list_s3(text))
         return
     if is_web(text):
-        # Direct media and single-video URLs need no network, so no Ray task either.
-        yield from (row | base for row in offline_rows(text) or [{"web": text}])
+        # A direct media link needs no network, so no Ray task either (telling a single site
+        # video apart tries yt-dlp's ~1,800 extractors: left to the tasks).
+        yield (direct_media_row(text) or {"web": text}) | base
         return
     path = Path(text).expanduser()
     if path.is_dir():
@@ -230,22 +231,21 @@ def resolve_urls(urls: list[str], fetch: FetchConfig | None = None) -> list[list
     return [resolve_url(url, fetch or FetchConfig()) for url in urls]
 
 
-def offline_rows(url: str) -> list[Row] | None:
-    """The one row of a URL that names a media file or a single site video; None if only
-    yt-dlp on the network can tell what is behind it."""
+def direct_media_row(url: str) -> Row | None:
+    """The row of a URL whose path names a media file, else None."""
     if Path(urlparse(url).path).suffix.lower() in VIDEO_EXTENSIONS:
-        return [{"video_id": url_video_id(url), "url": url, "source": url}]  # direct media
-    ie = single_video_extractor(url)
-    if ie is not None:
-        return [{"video_id": f"{ie[0]}:{ie[1]}", "url": url, "source": url}]
+        return {"video_id": url_video_id(url), "url": url, "source": url}
     return None
 
 
 def resolve_url(url: str, fetch: FetchConfig, depth: int = 0) -> list[Row]:
     """yt-dlp's view of one web input, without downloading anything."""
-    known = offline_rows(url)
-    if known is not None:
-        return known
+    direct = direct_media_row(url)
+    if direct is not None:
+        return [direct]
+    ie = single_video_extractor(url)
+    if ie is not None:
+        return [{"video_id": f"{ie[0]}:{ie[1]}", "url": url, "source": url}]
     from vidray.web import INSTALL_HINT, base_options, with_retries
 
     try:

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import pyarrow as pa
+import pytest
 
-from vidray.stages.base import Batch, Guarded, Row, Stage, to_rows
+from vidray.stages.base import Batch, Guarded, Pool, Row, Stage, to_rows
 
 
 class BatchBreaks(Stage):
@@ -39,10 +40,24 @@ def test_a_raising_batch_is_retried_video_by_video() -> None:
     assert out[1]["error_type"] == "RuntimeError"
 
 
-def test_a_stage_that_cannot_set_up_fails_its_videos_not_the_build() -> None:
-    out = Guarded("embed", WontLoad, (None,))(pa.Table.from_pylist([{"video_id": "a"}]))
-    assert out.to_pylist()[0]["error"] == "model file truncated"
-    assert out.to_pylist()[0]["error_stage"] == "embed"
+def test_a_stage_that_cannot_set_up_is_a_job_error_not_a_video_error() -> None:
+    with pytest.raises(OSError, match="model file truncated"):
+        Guarded("embed", WontLoad, (None,))(pa.Table.from_pylist([{"video_id": "a"}]))
+
+
+class FailingWrite(Stage):
+    guarded = False  # as the sink: a failed write must fail the batch, for Ray to retry
+
+    def __call__(self, batch: Batch) -> pa.Table:
+        raise OSError("slow down")
+
+
+def test_a_pool_runs_its_stages_in_order_and_lets_an_unguarded_one_raise() -> None:
+    rows = [{"video_id": "a"}, {"video_id": "bad"}]
+    out = Pool(("label", BatchBreaks, (None,)), ("shots", BatchBreaks, (None,)))(rows).to_pylist()
+    assert out[0]["done"] and out[1]["error_stage"] == "label"
+    with pytest.raises(OSError, match="slow down"):
+        Pool(("label", BatchBreaks, (None,)), ("sink", FailingWrite, (None,)))(rows)
 
 
 def test_rows_that_already_failed_pass_through() -> None:

@@ -105,6 +105,7 @@ class Guarded:
         self.stage = cls(*args)
 
     def __call__(self, batch: Batch) -> pa.Table:
+        set_up(self.stage)  # a stage that cannot load is a job error: raise, never per video
         try:
             return as_table(self.stage(batch))
         except Exception as exc:
@@ -114,6 +115,9 @@ class Guarded:
                 return rows_to_table([failed(rows[0], self.name, exc)])
         out: list[Row] = []
         for row in rows:
+            if row.get("error"):  # failed at an earlier stage: keep that error
+                out.append(row)
+                continue
             try:
                 out += to_rows(self.stage([row]))
             except Exception as exc:
@@ -128,12 +132,23 @@ class Pool:
     processes and fewer object store hops per video, which matters for the light stages."""
 
     def __init__(self, *stages: tuple[str, Any, tuple[Any, ...]]) -> None:
-        self.stages = [Guarded(name, cls, args) for name, cls, args in stages]
+        self.stages = [
+            Guarded(name, cls, args) if getattr(cls, "guarded", True) else cls(*args)
+            for name, cls, args in stages
+        ]
 
     def __call__(self, batch: Batch) -> pa.Table:
         for stage in self.stages:
             batch = stage(batch)
         return as_table(batch)
+
+
+def set_up(stage: Any) -> None:
+    """Run the `setup()` of a stage, or of each stage of a `Chain`, if not done yet."""
+    for part in getattr(stage, "stages", [stage]):
+        if isinstance(part, Stage) and not part._ready:
+            part.setup()
+            part._ready = True
 
 
 def as_table(batch: Batch) -> pa.Table:
