@@ -8,6 +8,9 @@ from typing import Any
 
 from vidray.config import ConfigError, OutputConfig, StageResources
 
+# (name, callable class, constructor args, resources): a stage or a pool of the build plan.
+PlanEntry = tuple[str, Any, tuple[Any, ...], StageResources]
+
 
 @dataclass(frozen=True)
 class Capacity:
@@ -36,7 +39,7 @@ def cluster_capacity(
     )
 
 
-def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap: Capacity) -> None:
+def check_fits(plan: list[PlanEntry], cap: Capacity) -> None:
     """Ray Data waits forever, silently, for actors that can never be placed: refuse such a
     plan before anything runs, naming the stage and the setting to change."""
     node_cpus = cap.cpus if cap.node_cpus is None else cap.node_cpus
@@ -48,25 +51,27 @@ def check_fits(plan: list[tuple[str, Any, tuple[Any, ...], StageResources]], cap
                 f"{key}: min_actors ({res.min_actors}) must be at least 1 and at most "
                 f"max_actors ({res.max_actors})"
             )
-        if res.num_gpus > node_gpus:
-            where = "the cluster has" if cap.node_gpus is None else "the largest node has"
-            raise ConfigError(
-                f"stage {name!r} asks {res.num_gpus:g} GPUs per actor but {where} "
-                f"{node_gpus:g}: set {key}.num_gpus=0 (and its model to CPU), run on a cluster "
-                "with GPUs, or declare an autoscaling cluster's GPUs in build.ray.max_gpus"
-            )
-        if res.num_cpus > node_cpus:
-            where = "the cluster has" if cap.node_cpus is None else "the largest node has"
-            raise ConfigError(
-                f"stage {name!r} asks {res.num_cpus:g} CPUs per actor but {where} "
-                f"{node_cpus:g}: lower {key}.num_cpus, or declare an autoscaling cluster's "
-                "CPUs in build.ray.max_cpus"
-            )
+        gpu_fix = (
+            f"set {key}.num_gpus=0 (and its model to CPU), run on a cluster with GPUs, or "
+            "declare an autoscaling cluster's GPUs in build.ray.max_gpus"
+        )
+        cpu_fix = (
+            f"lower {key}.num_cpus, or declare an autoscaling cluster's CPUs in build.ray.max_cpus"
+        )
+        for kind, asks, node, known, fix in (
+            ("GPUs", res.num_gpus, node_gpus, cap.node_gpus, gpu_fix),
+            ("CPUs", res.num_cpus, node_cpus, cap.node_cpus, cpu_fix),
+        ):
+            if asks > node:
+                where = "the cluster has" if known is None else "the largest node has"
+                raise ConfigError(
+                    f"stage {name!r} asks {asks:g} {kind} per actor but {where} {node:g}: {fix}"
+                )
     gpus = {name: res.num_gpus * res.min_actors for name, _, _, res in plan if res.num_gpus}
     if sum(gpus.values()) > cap.gpus:
-        asks = ", ".join(f"{n} {g:g}" for n, g in gpus.items())
+        shares = ", ".join(f"{n} {g:g}" for n, g in gpus.items())
         raise ConfigError(
-            f"the stages' minimum actor pools need {sum(gpus.values()):g} GPUs ({asks}) but the "
+            f"the stages' minimum actor pools need {sum(gpus.values()):g} GPUs ({shares}) but the "
             f"cluster has {cap.gpus:g}: lower build.ray.<stage>.num_gpus or min_actors"
         )
     cpus = {name: res.num_cpus * res.min_actors for name, _, _, res in plan}

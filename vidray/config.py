@@ -199,9 +199,8 @@ class StageResources:
 
 @dataclass
 class RayConfig:
-    address: str | None = (
-        None  # None: RAY_ADDRESS (a job's cluster), a running local one, or a new one
-    )
+    # None: RAY_ADDRESS (a job's cluster), else a running local Ray, else a new one.
+    address: str | None = None
     num_cpus: int | None = None  # for a local Ray started by vidray
     dashboard: bool = False  # give a local Ray started by vidray its dashboard (~0.9 GB RSS)
     # An autoscaling cluster's size at its largest (head plus max workers); unset: the nodes

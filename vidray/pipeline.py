@@ -13,14 +13,13 @@ from itertools import islice
 from typing import Any
 
 from vidray.asr.base import SAMPLE_RATE
-from vidray.capacity import check_fits, check_shared_output, cluster_capacity
+from vidray.capacity import PlanEntry, check_fits, check_shared_output, cluster_capacity
 from vidray.config import (
     BuildConfig,
     ConfigError,
     FetchConfig,
     OutputConfig,
     RayConfig,
-    StageResources,
     parse_size,
 )
 from vidray.sink import (
@@ -68,9 +67,7 @@ class BuildResult:
             self.frames_kept += summary["frames_kept"]
 
 
-def stage_plan(
-    cfg: BuildConfig, output: str, gate: Any = None
-) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
+def stage_plan(cfg: BuildConfig, output: str, gate: Any = None) -> list[PlanEntry]:
     """(name, callable class, constructor args, resources) for each stage, in order."""
     if cfg.decode.sample_rate != SAMPLE_RATE:
         raise ConfigError(
@@ -114,12 +111,12 @@ def stage_plan(
 
 
 def pools(
-    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
-) -> list[tuple[str, Any, tuple[Any, ...], StageResources]]:
+    plan: list[PlanEntry],
+) -> list[PlanEntry]:
     """Merge consecutive CPU stages with equal `build.ray` settings into one actor pool, a `Pool`
     subclass named after them (so Ray's dashboard and logs tell pools apart): the light
     stages then cost one worker process, not five. Entries keep `stage_plan`'s form."""
-    groups: list[list[tuple[str, Any, tuple[Any, ...], StageResources]]] = []
+    groups: list[list[PlanEntry]] = []
     for stage in plan:
         if groups and groups[-1][-1][3] == stage[3] and not stage[3].num_gpus:
             groups[-1].append(stage)
@@ -243,7 +240,7 @@ def run_build(
 
 def stream(
     rows: list[dict[str, Any]],
-    plan: list[tuple[str, Any, tuple[Any, ...], StageResources]],
+    plan: list[PlanEntry],
     cfg: RayConfig,
     one_by_one: bool = False,
 ) -> Iterator[dict[str, Any]]:

@@ -95,10 +95,11 @@ class Chain:
 
 
 class Guarded:
-    """What each actor of a stage's pool runs: the stage, with a batch that raises past the
-    stage's own per-video handling (a bug in batch code, a model that will not load) retried
-    video by video. A video that still raises becomes an error row at stage `name`, so one
-    video never fails its batch, and a batch never fails the build."""
+    """A stage as a pool's actor runs it: a batch that raises past the stage's own per-video
+    handling (a bug in batch code) is retried video by video, and a video that still raises
+    becomes an error row at stage `name`, so one video never fails its batch. A stage whose
+    `setup()` fails (a model that will not load) raises instead: that is the job's fault, and
+    Ray's retries and errored-block limit stop the build."""
 
     def __init__(self, name: str, cls: Any, args: tuple[Any, ...]) -> None:
         self.name = name
@@ -126,21 +127,16 @@ class Guarded:
         return rows_to_table(out)
 
 
-class Pool:
+class Pool(Chain):
     """What each actor of a pool runs: consecutive stages that share their resources, one
-    after another in the same process, each under `Guarded`. Fewer pools mean fewer worker
-    processes and fewer object store hops per video, which matters for the light stages."""
+    after another in the same process, each under `Guarded` (unless its class sets `guarded =
+    False`). Fewer pools mean fewer worker processes and object store hops per video."""
 
     def __init__(self, *stages: tuple[str, Any, tuple[Any, ...]]) -> None:
         self.stages = [
             Guarded(name, cls, args) if getattr(cls, "guarded", True) else cls(*args)
             for name, cls, args in stages
         ]
-
-    def __call__(self, batch: Batch) -> pa.Table:
-        for stage in self.stages:
-            batch = stage(batch)
-        return as_table(batch)
 
 
 def set_up(stage: Any) -> None:

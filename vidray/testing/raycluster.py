@@ -157,15 +157,17 @@ class LocalCluster:
         """Nodes the head counts as alive (a killed one drops out after a few seconds)."""
         return sum(1 for n in self._state("nodes") if n.get("state") == "ALIVE")
 
-    def actors_per_node(self) -> dict[str, int]:
-        """Alive actors on each alive worker node (not the head), by Ray node id."""
+    def actors_per_node(self, class_prefix: str = "") -> dict[str, int]:
+        """Alive actors (whose class name starts with `class_prefix`) on each alive worker node
+        (not the head), by Ray node id."""
         nodes = self._state("nodes")
         workers = {
             n["node_id"] for n in nodes if n.get("state") == "ALIVE" and not n.get("is_head_node")
         }
         counts = dict.fromkeys(workers, 0)
         for actor in self._state("actors"):
-            if actor.get("state") == "ALIVE" and actor.get("node_id") in counts:
+            alive = actor.get("state") == "ALIVE" and actor.get("node_id") in counts
+            if alive and str(actor.get("class_name", "")).startswith(class_prefix):
                 counts[actor["node_id"]] += 1
         return counts
 
