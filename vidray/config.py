@@ -240,23 +240,52 @@ class BuildConfig:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 40
-    batch_size: int = 16
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    image_size: int = 64
-    embed_dim: int = 128
-    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 192])
-    contrastive_weight: float = 0.5
-    temperature: float = 0.07
+    """`vidray train ROOT --model-dir DIR`: the image<->word model on Ray Train."""
+
+    # data: split by video, vocabulary, what each frame is paired with
+    holdout: float = 0.25  # share of videos held out for evaluation (split by video)
     min_count: int = 2  # a label must occur on this many training frames to enter the vocabulary
     max_vocab: int = 5000
-    holdout: float = 0.25  # share of videos held out for evaluation (split by video)
+    unique: bool = True  # leave out frames `vidray dedup` marked as cross-video duplicates
+    image_size: int = 64  # square input side; a transformers backbone resizes to its own
+    bag_size: int = 16  # labels per word bag
+    mil_neighbours: int = 2  # neighbouring frames whose labels are candidate positives (MIL-NCE)
+    mil_window_s: float = 8.0  # ... within this many seconds
+    # model
+    encoder: str = "cnn"  # "cnn" (from scratch) or a transformers vision model: hub name or folder
+    freeze_encoder: bool = False  # a pretrained backbone: train only the heads
+    encoder_lr_scale: float = 0.1  # learning rate of a fine-tuned pretrained backbone, relative
+    widths: list[int] = field(default_factory=lambda: [32, 64, 128, 192])  # CNN stage widths
+    embed_dim: int = 128
+    loss: str = "bce"  # multi-label loss: bce or asl (asymmetric)
+    asl_gamma_neg: float = 4.0
+    asl_gamma_pos: float = 0.0
+    asl_clip: float = 0.05
+    contrastive_weight: float = 0.5
+    temperature: float = 0.07
+    augment: bool = True  # random resized crop, horizontal flip, colour jitter
+    # optimisation
+    epochs: int = 40
+    batch_size: int = 16  # per worker
+    accumulate_grad_batches: int = 1
+    lr: float = 3e-3
+    weight_decay: float = 1e-4
+    warmup: float = 0.05  # share of optimizer steps with a linear warm-up, then cosine decay
+    precision: str = "auto"  # auto: bf16/16-mixed on GPU, 32-true on CPU; or a Lightning value
     seed: int = 0
+    # Ray Train
     num_workers: int = 2
     cpus_per_worker: float = 0.5
     use_gpu: bool = False
     cache_dataset: bool = True  # decode frames once into Ray's object store (small datasets)
+    prefetch_batches: int = 2
+    max_failures: int = 0  # worker-group restarts from the last checkpoint before giving up
+    # outputs
+    checkpoint_dir: str | None = None  # local folder or s3://; default MODEL_DIR/checkpoints
+    keep_checkpoints: int = 2
+    loggers: list[str] = field(default_factory=lambda: ["csv", "tensorboard"])  # and/or wandb
+    wandb_project: str | None = None  # set to log to Weights & Biases too
+    index: bool = True  # build the search index of the dataset's frames after training
 
 
 @dataclass

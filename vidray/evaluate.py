@@ -6,6 +6,8 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vidray.sink import read_table
 from vidray.stages.keywords import load_nlp
 from vidray.testing.sample import VideoTruth, load_truth, subject_at
@@ -89,18 +91,45 @@ def truth_subjects(root: str, truth_dir: str | Path, video_ids: set[str]) -> lis
     return out
 
 
+def score_search(model: Any, frames: list[dict[str, Any]], embeddings: np.ndarray) -> dict[str, Any]:
+    """Words → image on held-out frames: each subject shown there and known to the model is a
+    query, ranked by cosine among the held-out frames; relevant: frames showing the subject."""
+    from vidray.train.metrics import precision_at_k, recall_at_k, first_relevant_rank
+
+    shown = np.array([f["subject"] for f in frames])
+    subjects = sorted({s for s in shown if s in model.word_index})
+    if not subjects:
+        return {"search_queries": 0}
+    queries = np.stack([model.embed_words([s]) for s in subjects])
+    sim = queries @ embeddings.T
+    relevant = shown[None, :] == np.array(subjects)[:, None]
+    recall = recall_at_k(first_relevant_rank(sim, relevant), (1, 5, 10))
+    return {
+        "search_queries": len(subjects),
+        "search_recall_at_1": round(recall[1], 4),
+        "search_recall_at_5": round(recall[5], 4),
+        "search_recall_at_10": round(recall[10], 4),
+        "search_precision_at_5": round(float(precision_at_k(sim, relevant, 5).mean()), 4),
+        # precision@5 of a random ranking: the share of held-out frames showing the subject
+        "search_base_rate": round(float(relevant.mean(axis=1).mean()), 4),
+    }
+
+
 def score_model(
     model_dir: str, root: str, truth_dir: str | Path, examples: int = 0
 ) -> dict[str, Any]:
     """Top-5 accuracy of the scene subject on held-out frames, against chance and a frequency
-    baseline that always predicts the five most common training labels."""
+    baseline that always predicts the five most common training labels; and subject names →
+    held-out frames (`score_search`)."""
     from vidray.query import load_model
 
     model = load_model(model_dir)
     frames = truth_subjects(root, truth_dir, set(model.split["heldout"]))
     if not frames:
         return {"heldout_frames": 0}
-    preds = model.predict([f["image"] for f in frames], k=5)
+    embeddings, probs = model.encode([f["image"] for f in frames])
+    top = np.argsort(-probs, axis=1, kind="stable")[:, :5]
+    preds = [[(model.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top, strict=True)]
     hits = [f["subject"] in [w for w, _ in p] for f, p in zip(frames, preds, strict=True)]
     firsts = [f["subject"] == p[0][0] for f, p in zip(frames, preds, strict=True)]
     common = [w for w, _ in Counter(model.label_counts).most_common(5)]
@@ -126,6 +155,7 @@ def score_model(
         "subject_in_vocab": round(sum(in_vocab) / len(frames), 4),
         "vocab_size": len(model.vocab),
     }
+    report.update(score_search(model, frames, embeddings))
     if examples:
         step = max(1, len(frames) // examples)
         report["examples"] = [

@@ -1,9 +1,12 @@
-"""Ray Train wrapper: the Lightning model on N workers (gloo on CPU, NCCL on GPU), fed by Ray Data."""
+"""Ray Train wrapper: the Lightning model on N workers (gloo on CPU, NCCL on GPU), fed by
+Ray Data shards streamed from `frames/`; checkpoints (local or s3://) and resume."""
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+import math
 import os
 import tempfile
 import time
@@ -12,20 +15,63 @@ from typing import Any
 
 import yaml
 
-from vidray.config import TrainConfig
-from vidray.dataset import open_dataset
+from vidray.config import ConfigError, TrainConfig
 from vidray.sink import read_table
+from vidray.storage import open_root
 from vidray.train.data import build_vocab, prepare_batch, split_videos
 
 MODEL_FILE = "model.pt"
+RUN_NAME = "train"
+LOGGERS = ("csv", "tensorboard", "wandb")
+PRECISIONS = ("auto", "32-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true")
+
+
+def check_train_config(cfg: TrainConfig) -> None:
+    """Refuse, before Ray starts, settings that could only fail later on a worker."""
+    if cfg.loss not in ("bce", "asl"):
+        raise ConfigError(f"train.loss is {cfg.loss!r}: use bce or asl")
+    if cfg.precision not in PRECISIONS:
+        raise ConfigError(f"train.precision is {cfg.precision!r}: use one of {PRECISIONS}")
+    unknown = [x for x in cfg.loggers if x not in LOGGERS]
+    if unknown:
+        raise ConfigError(f"train.loggers has {unknown}: choose from {list(LOGGERS)}")
+    if "wandb" in cfg.loggers and not cfg.wandb_project:
+        raise ConfigError("train.loggers has wandb: set train.wandb_project too")
+    if not 0 <= cfg.holdout < 1:
+        raise ConfigError(f"train.holdout is {cfg.holdout}: a share in [0, 1)")
+    for key in ("epochs", "batch_size", "accumulate_grad_batches", "num_workers", "bag_size"):
+        if getattr(cfg, key) < 1:
+            raise ConfigError(f"train.{key} must be at least 1")
+
+
+def precision(setting: str, cuda: bool) -> str:
+    """`auto` → mixed precision on a GPU (bf16 where it has it), full precision on CPU."""
+    if setting != "auto":
+        return setting
+    if not cuda:
+        return "32-true"
+    import torch
+
+    return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+
+
+def weights_digest(model: Any) -> str:
+    """A digest of every parameter and buffer: equal on ranks whose replicas are in sync."""
+    h = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        h.update(name.encode())
+        h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def train_loop(config: dict[str, Any]) -> None:
-    """Runs on every Ray Train worker: build the model, stream this worker's shards, fit."""
+    """Runs on every Ray Train worker: build the model, stream this worker's shard, fit from
+    the last checkpoint if the run is being resumed, then check the replicas agree."""
     import lightning.pytorch as pl
     import ray.train
     import torch
-    from lightning.pytorch.loggers import CSVLogger
+    import torch.distributed as dist
+    from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger, WandbLogger
     from ray.train.lightning import (
         RayDDPStrategy,
         RayLightningEnvironment,
@@ -35,79 +81,192 @@ def train_loop(config: dict[str, Any]) -> None:
 
     from vidray.train.model import ImageWordModel
 
+    class Bookkeeping(pl.Callback):
+        """Counts the rows this rank trained on; stores how to rebuild the model offline."""
+
+        rows = 0
+
+        def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, idx: int) -> None:
+            self.rows += len(batch["image"])
+
+        def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: dict) -> None:
+            checkpoint["model_args"] = module.export_args()
+
     torch.manual_seed(config["seed"])
     model = ImageWordModel(**config["model"])
-    bs = config["batch_size"]
+    bs, rank = config["batch_size"], ray.train.get_context().get_world_rank()
+    cuda = torch.cuda.is_available()
     # Seeded shuffling over order-preserving shards (DataConfig below): a rerun trains the same.
     train_batches = ray.train.get_dataset_shard("train").iter_torch_batches(
         batch_size=bs,
         local_shuffle_buffer_size=4 * bs,
-        local_shuffle_seed=config["seed"] + ray.train.get_context().get_world_rank(),
+        local_shuffle_seed=config["seed"] + rank,
+        prefetch_batches=config["prefetch_batches"],
+        pin_memory=cuda,
     )
     val_shard = ray.train.get_dataset_shard("val")
+    val_batches = (
+        val_shard.iter_torch_batches(batch_size=bs, prefetch_batches=config["prefetch_batches"])
+        if val_shard is not None
+        else None
+    )
+    log_dir = config["log_dir"]
+    loggers: list[Any] = []
+    if "csv" in config["loggers"]:
+        loggers.append(CSVLogger(log_dir, name="", version=""))
+    if "tensorboard" in config["loggers"]:
+        loggers.append(TensorBoardLogger(log_dir, name="tensorboard", version=""))
+    if "wandb" in config["loggers"]:
+        loggers.append(WandbLogger(project=config["wandb_project"], save_dir=log_dir))
+    books = Bookkeeping()
     trainer = pl.Trainer(
         max_epochs=config["epochs"],
         devices="auto",
         accelerator="auto",
         strategy=RayDDPStrategy(),
         plugins=[RayLightningEnvironment()],
-        callbacks=[RayTrainReportCallback()],
-        logger=CSVLogger(config["log_dir"], name="", version=""),
+        callbacks=[RayTrainReportCallback(), books],
+        logger=loggers or False,
         enable_checkpointing=False,
         enable_progress_bar=False,
         enable_model_summary=False,
         log_every_n_steps=1,
-        precision="16-mixed" if torch.cuda.is_available() else "32-true",
+        precision=precision(config["precision"], cuda),  # type: ignore[arg-type]
+        accumulate_grad_batches=config["accumulate_grad_batches"],
     )
     trainer = prepare_trainer(trainer)
-    val_batches = val_shard.iter_torch_batches(batch_size=bs) if val_shard is not None else None
-    trainer.fit(model, train_dataloaders=train_batches, val_dataloaders=val_batches)
+    checkpoint = ray.train.get_checkpoint()
+    if checkpoint is None:
+        trainer.fit(model, train_dataloaders=train_batches, val_dataloaders=val_batches)
+    else:  # resumed: Lightning restores weights, optimizer, schedule and epoch
+        with checkpoint.as_directory() as ckpt_dir:
+            trainer.fit(
+                model,
+                train_dataloaders=train_batches,
+                val_dataloaders=val_batches,
+                ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME),
+            )
+    mine = {"digest": weights_digest(model), "rows": books.rows}
+    everyone: list[Any] = [mine]
+    if dist.is_initialized():
+        everyone = [None] * dist.get_world_size()
+        dist.all_gather_object(everyone, mine)
+    ray.train.report(
+        {
+            "replica_digests": [x["digest"] for x in everyone],
+            "rows_per_rank": [x["rows"] for x in everyone],
+            "epochs_done": trainer.current_epoch,
+        }
+    )
 
 
-def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
-    """Split by video, build the vocabulary, train with Ray Train, and save checkpoint,
-    vocabulary, split and config in `model_dir`."""
-    import ray
-    import ray.data
-    from ray.data import ExecutionOptions
-    from ray.train import CheckpointConfig, DataConfig, RunConfig, ScalingConfig
-    from ray.train.torch import TorchTrainer
+def model_args(cfg: TrainConfig, vocab_size: int, total_steps: int) -> dict[str, Any]:
+    keys = (
+        "encoder freeze_encoder encoder_lr_scale widths embed_dim loss asl_gamma_neg "
+        "asl_gamma_pos asl_clip contrastive_weight temperature lr weight_decay augment"
+    ).split()
+    return {
+        "vocab_size": vocab_size,
+        **{k: getattr(cfg, k) for k in keys},
+        "warmup_steps": round(cfg.warmup * total_steps),
+        "total_steps": total_steps,
+    }
 
+
+def plan_split(
+    root: str, out: Path, cfg: TrainConfig, resume: bool
+) -> tuple[list[str], list[str], list[str], int]:
+    """(train ids, held-out ids, vocabulary, labelled training frames), saved in `out`; a
+    resumed run reads them back, so it trains on exactly what it started with."""
+    if resume and (out / "split.json").is_file():
+        split = json.loads((out / "split.json").read_text())
+        vocab = json.loads((out / "vocab.json").read_text())
+        return split["train"], split["heldout"], vocab["words"], vocab["labelled_frames"]
     meta = read_table(root, "frames", ["video_id", "labels"]).to_pylist()
     if not meta:
         raise ValueError(f"no frames under {root}/frames: run `vidray build` first")
     train_ids, heldout_ids = split_videos((r["video_id"] for r in meta), cfg.holdout, cfg.seed)
     train_set = set(train_ids)
-    vocab, counts = build_vocab(
-        (r["labels"] for r in meta if r["video_id"] in train_set), cfg.min_count, cfg.max_vocab
-    )
+    train_labels = [r["labels"] for r in meta if r["video_id"] in train_set]
+    vocab, counts = build_vocab(train_labels, cfg.min_count, cfg.max_vocab)
     if not vocab:
         raise ValueError(
             f"no label occurs on {cfg.min_count}+ training frames: lower train.min_count or add videos"
         )
-
-    out = Path(model_dir).resolve()
+    words = set(vocab)
+    labelled = sum(1 for labels in train_labels if words.intersection(labels))
     out.mkdir(parents=True, exist_ok=True)
     (out / "vocab.json").write_text(
-        json.dumps({"words": vocab, "counts": {w: counts[w] for w in vocab}})
+        json.dumps(
+            {"words": vocab, "counts": {w: counts[w] for w in vocab}, "labelled_frames": labelled}
+        )
     )
     (out / "split.json").write_text(
         json.dumps({"train": train_ids, "heldout": heldout_ids, "root": root})
     )
+    return train_ids, heldout_ids, vocab, labelled
+
+
+def checkpoint_storage(out: Path, cfg: TrainConfig, resume: bool) -> tuple[Any, str]:
+    """Where Ray Train keeps checkpoints: (filesystem, path). A run already there is refused
+    unless resuming, and an unreachable bucket fails here, before any worker starts."""
+    fs, base = open_root(cfg.checkpoint_dir or str(out / "checkpoints"))
+    import pyarrow.fs as pafs
+
+    try:
+        exists = fs.get_file_info(f"{base}/{RUN_NAME}").type != pafs.FileType.NotFound
+        fs.create_dir(base, recursive=True)
+    except OSError as exc:
+        raise ValueError(f"cannot use train.checkpoint_dir {cfg.checkpoint_dir}: {exc}") from exc
+    if exists and not resume:
+        raise ValueError(
+            f"{cfg.checkpoint_dir or out} already holds a training run: pass --resume to "
+            "continue it, or choose another --model-dir / train.checkpoint_dir"
+        )
+    return fs, base
+
+
+def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> dict[str, Any]:
+    """Split by video, build the vocabulary, train with Ray Train (resuming from the last
+    checkpoint with `resume`), and save `model.pt`, vocabulary, split, config and metrics in
+    `model_dir`; then index the dataset's frames for search."""
+    import ray
+    import ray.data
+    from ray.data import ExecutionOptions
+    from ray.train import CheckpointConfig, DataConfig, FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    from vidray.dataset import open_dataset
+
+    check_train_config(cfg)
+    out = Path(model_dir).resolve()
+    fs, storage = checkpoint_storage(out, cfg, resume)
+    train_ids, heldout_ids, vocab, labelled = plan_split(root, out, cfg, resume)
     (out / "config.yaml").write_text(yaml.safe_dump({"train": dataclasses.asdict(cfg)}))
 
     if not ray.is_initialized():
         ray.init(log_to_driver=False)
     # Committed files only: a crashed build's leftovers are never trained on.
     frames = open_dataset(
-        root, columns=["video_id", "image", "labels", "label_scores"], decode_images=False
+        root,
+        columns=["video_id", "frame_ts", "image", "labels", "label_scores"],
+        decode_images=False,
+        unique=cfg.unique,
     )
 
     def prepared(ids: list[str]) -> Any:
         ds = frames.map_batches(
             prepare_batch,  # type: ignore[arg-type]
-            fn_kwargs={"vocab": vocab, "video_ids": ids, "image_size": cfg.image_size},
+            fn_kwargs={
+                "vocab": vocab,
+                "video_ids": ids,
+                "image_size": cfg.image_size,
+                "neighbours": cfg.mil_neighbours,
+                "window_s": cfg.mil_window_s,
+                "bag_size": cfg.bag_size,
+            },
             batch_format="numpy",
+            batch_size=256,
         )
         # Small datasets are decoded once and kept in Ray's object store; large ones stream
         # from Parquet every epoch.
@@ -116,23 +275,20 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
     datasets = {"train": prepared(train_ids)}
     if heldout_ids:
         datasets["val"] = prepared(heldout_ids)
-    model_args = {
-        "vocab_size": len(vocab),
-        "embed_dim": cfg.embed_dim,
-        "widths": cfg.widths,
-        "lr": cfg.lr,
-        "weight_decay": cfg.weight_decay,
-        "contrastive_weight": cfg.contrastive_weight,
-        "temperature": cfg.temperature,
-        "epochs": cfg.epochs,
-    }
+    steps_per_epoch = math.ceil(labelled / (cfg.batch_size * cfg.num_workers))
+    total_steps = max(1, math.ceil(steps_per_epoch / cfg.accumulate_grad_batches) * cfg.epochs)
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={
-            "model": model_args,
+            "model": model_args(cfg, len(vocab), total_steps),
             "epochs": cfg.epochs,
             "batch_size": cfg.batch_size,
+            "accumulate_grad_batches": cfg.accumulate_grad_batches,
+            "precision": cfg.precision,
+            "prefetch_batches": cfg.prefetch_batches,
             "seed": cfg.seed,
+            "loggers": cfg.loggers,
+            "wandb_project": cfg.wandb_project,
             "log_dir": str(out / "logs"),
         },
         scaling_config=ScalingConfig(
@@ -141,9 +297,11 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
             resources_per_worker={"CPU": cfg.cpus_per_worker},
         ),
         run_config=RunConfig(
-            name="train",
-            storage_path=str(out / "ray_results"),
-            checkpoint_config=CheckpointConfig(num_to_keep=1),
+            name=RUN_NAME,
+            storage_path=storage,
+            storage_filesystem=fs,
+            checkpoint_config=CheckpointConfig(num_to_keep=cfg.keep_checkpoints),
+            failure_config=FailureConfig(max_failures=cfg.max_failures),
         ),
         datasets=datasets,
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
@@ -153,24 +311,51 @@ def train(root: str, model_dir: str, cfg: TrainConfig) -> dict[str, Any]:
     seconds = time.time() - start
     if result.checkpoint is None:
         raise RuntimeError(f"training produced no checkpoint: {result.error}")
-    save_checkpoint(result.checkpoint, out, model_args, cfg.image_size)
-    metrics = {k: v for k, v in (result.metrics or {}).items() if isinstance(v, (int, float))}
+    save_model(result.checkpoint, out, cfg.image_size)
+    history = result.metrics_dataframe
+    if history is not None:
+        history.to_csv(out / "metrics.csv", index=False)
+    final = result.metrics or {}
     summary = {
         "model_dir": str(out),
+        "checkpoint": result.checkpoint.path,
         "train_videos": len(train_ids),
         "heldout_videos": len(heldout_ids),
         "vocab_size": len(vocab),
+        "labelled_train_frames": labelled,
+        "workers": cfg.num_workers,
         "train_seconds": round(seconds, 1),
-        "metrics": metrics,
+        "epochs_done": final.get("epochs_done"),
+        "rows_per_rank": final.get("rows_per_rank"),
+        "replica_digests": final.get("replica_digests"),
+        "metrics": last_epoch_metrics(history),
     }
+    digests = summary["replica_digests"] or []
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the workers' model replicas differ after training: {digests}")
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
+    if cfg.index:
+        from vidray.query import load_model
+
+        summary["index"] = str(load_model(out).build_index(root))
     return summary
 
 
-def save_checkpoint(
-    checkpoint: Any, out: Path, model_args: dict[str, Any], image_size: int
-) -> None:
-    """Lightning's checkpoint from Ray → a plain `model.pt` (weights + how to rebuild the model)."""
+def last_epoch_metrics(history: Any) -> dict[str, float]:
+    """The latest value of every numeric metric reported (train and validation)."""
+    if history is None or history.empty:
+        return {}
+    values = history.ffill().iloc[-1].to_dict()
+    return {
+        k: round(float(v), 5)
+        for k, v in values.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    }
+
+
+def save_model(checkpoint: Any, out: Path, image_size: int) -> None:
+    """Lightning's checkpoint from Ray → a plain `model.pt` (weights + how to rebuild the model
+    offline), written atomically."""
     import torch
 
     with checkpoint.as_directory() as ckpt_dir:
@@ -179,7 +364,12 @@ def save_checkpoint(
         )
     with tempfile.NamedTemporaryFile(dir=out, delete=False) as tmp:
         torch.save(
-            {"state_dict": state["state_dict"], "model_args": model_args, "image_size": image_size},
+            {
+                "state_dict": state["state_dict"],
+                "model_args": state["model_args"],
+                "image_size": image_size,
+                "epoch": state.get("epoch"),
+            },
             tmp,
         )
     os.replace(tmp.name, out / MODEL_FILE)
