@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+
 def split_videos(
     video_ids: Iterable[str], holdout: float, seed: int
 ) -> tuple[list[str], list[str]]:

@@ -90,9 +90,7 @@ class FrameStream(IterableDataset):
 
     def __iter__(self) -> Iterator[dict[str, torch.Tensor]]:
         rng = (
-            np.random.default_rng([self.seed, self.epoch, self.rank])
-            if self.shuffle_rows
-            else None
+            np.random.default_rng([self.seed, self.epoch, self.rank]) if self.shuffle_rows else None
         )
         self.epoch += 1
         for batch in shuffled_batches(self.chunks(), self.batch_size, self.shuffle_rows, rng):

@@ -56,9 +56,10 @@ def precision(setting: str, cuda: bool) -> str:
 
 
 def weights_digest(model: Any) -> str:
-    """A digest of every parameter and buffer: equal on ranks whose replicas are in sync."""
+    """A digest of every parameter: equal on ranks whose replicas are in sync. (Buffers such
+    as BatchNorm's running statistics are each rank's own until DDP broadcasts rank 0's.)"""
     h = hashlib.sha1()
-    for name, tensor in sorted(model.state_dict().items()):
+    for name, tensor in sorted(model.named_parameters()):
         h.update(name.encode())
         h.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()
@@ -82,12 +83,29 @@ def train_loop(config: dict[str, Any]) -> None:
     from vidray.train.model import ImageWordModel
 
     class Bookkeeping(pl.Callback):
-        """Counts the rows this rank trained on; stores how to rebuild the model offline."""
+        """Stores how to rebuild the model offline in each checkpoint; at the last epoch,
+        gathers every rank's weight digest and row count into the reported metrics (before
+        RayTrainReportCallback reports them), so the driver can check the replicas agree."""
 
         rows = 0
 
         def on_train_batch_start(self, trainer: Any, module: Any, batch: Any, idx: int) -> None:
             self.rows += len(batch["image"])
+
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            if trainer.current_epoch + 1 < trainer.max_epochs:
+                return
+            mine = (weights_digest(module), self.rows)
+            everyone: list[Any] = [mine]
+            if dist.is_initialized():
+                everyone = [None] * dist.get_world_size()
+                dist.all_gather_object(everyone, mine)
+            for r, (digest, rows) in enumerate(everyone):
+                # 48 bits of the digest: exact in a float64 metric
+                trainer.callback_metrics[f"digest_rank{r}"] = torch.tensor(
+                    float(int(digest[:12], 16)), dtype=torch.float64
+                )
+                trainer.callback_metrics[f"rows_rank{r}"] = torch.tensor(float(rows))
 
         def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: dict) -> None:
             checkpoint["model_args"] = module.export_args()
@@ -125,7 +143,7 @@ def train_loop(config: dict[str, Any]) -> None:
         accelerator="auto",
         strategy=RayDDPStrategy(),
         plugins=[RayLightningEnvironment()],
-        callbacks=[RayTrainReportCallback(), books],
+        callbacks=[books, RayTrainReportCallback()],
         logger=loggers or False,
         enable_checkpointing=False,
         enable_progress_bar=False,
@@ -146,25 +164,25 @@ def train_loop(config: dict[str, Any]) -> None:
                 val_dataloaders=val_batches,
                 ckpt_path=str(Path(ckpt_dir) / RayTrainReportCallback.CHECKPOINT_NAME),
             )
-    mine = {"digest": weights_digest(model), "rows": books.rows}
-    everyone: list[Any] = [mine]
-    if dist.is_initialized():
-        everyone = [None] * dist.get_world_size()
-        dist.all_gather_object(everyone, mine)
-    ray.train.report(
-        {
-            "replica_digests": [x["digest"] for x in everyone],
-            "rows_per_rank": [x["rows"] for x in everyone],
-            "epochs_done": trainer.current_epoch,
-        }
-    )
 
 
 def model_args(cfg: TrainConfig, vocab_size: int, total_steps: int) -> dict[str, Any]:
-    keys = (
-        "encoder freeze_encoder encoder_lr_scale widths embed_dim loss asl_gamma_neg "
-        "asl_gamma_pos asl_clip contrastive_weight temperature lr weight_decay augment"
-    ).split()
+    keys = [
+        "encoder",
+        "freeze_encoder",
+        "encoder_lr_scale",
+        "widths",
+        "embed_dim",
+        "loss",
+        "asl_gamma_neg",
+        "asl_gamma_pos",
+        "asl_clip",
+        "contrastive_weight",
+        "temperature",
+        "lr",
+        "weight_decay",
+        "augment",
+    ]
     return {
         "vocab_size": vocab_size,
         **{k: getattr(cfg, k) for k in keys},
@@ -312,9 +330,8 @@ def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> 
     if result.checkpoint is None:
         raise RuntimeError(f"training produced no checkpoint: {result.error}")
     save_model(result.checkpoint, out, cfg.image_size)
-    history = result.metrics_dataframe
-    if history is not None:
-        history.to_csv(out / "metrics.csv", index=False)
+    if result.metrics_dataframe is not None:
+        result.metrics_dataframe.to_csv(out / "metrics.csv", index=False)
     final = result.metrics or {}
     summary = {
         "model_dir": str(out),
@@ -325,32 +342,30 @@ def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> 
         "labelled_train_frames": labelled,
         "workers": cfg.num_workers,
         "train_seconds": round(seconds, 1),
-        "epochs_done": final.get("epochs_done"),
-        "rows_per_rank": final.get("rows_per_rank"),
-        "replica_digests": final.get("replica_digests"),
-        "metrics": last_epoch_metrics(history),
+        "epochs_done": int(final.get("epoch", -1)) + 1,
+        "rows_per_rank": ranked(final, "rows_rank"),
+        "replica_digests": ranked(final, "digest_rank"),
+        "metrics": {
+            k: round(float(v), 5)
+            for k, v in final.items()
+            if isinstance(v, (int, float)) and "_rank" not in k
+        },
     }
-    digests = summary["replica_digests"] or []
+    digests = summary["replica_digests"]
     if len(set(digests)) > 1:
         raise RuntimeError(f"the workers' model replicas differ after training: {digests}")
     (out / "train_summary.json").write_text(json.dumps(summary, indent=1))
     if cfg.index:
         from vidray.query import load_model
 
-        summary["index"] = str(load_model(out).build_index(root))
+        summary["index"] = load_model(out).build_index(root)
     return summary
 
 
-def last_epoch_metrics(history: Any) -> dict[str, float]:
-    """The latest value of every numeric metric reported (train and validation)."""
-    if history is None or history.empty:
-        return {}
-    values = history.ffill().iloc[-1].to_dict()
-    return {
-        k: round(float(v), 5)
-        for k, v in values.items()
-        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-    }
+def ranked(metrics: dict[str, Any], prefix: str) -> list[int]:
+    """The per-rank values `<prefix>0`, `<prefix>1`, ... of the last report, in rank order."""
+    found = {int(k[len(prefix) :]): int(v) for k, v in metrics.items() if k.startswith(prefix)}
+    return [found[r] for r in sorted(found)]
 
 
 def save_model(checkpoint: Any, out: Path, image_size: int) -> None:
