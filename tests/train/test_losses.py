@@ -93,12 +93,18 @@ def test_mil_nce_no_nan_gradient_for_a_frame_without_bags() -> None:
     assert torch.isfinite(loss) and torch.isfinite(img.grad).all()  # type: ignore[arg-type]
 
 
-def test_shared_words_are_positives_not_negatives() -> None:
-    own = torch.tensor([[0, 1, -1], [1, -1, -1], [2, -1, -1]])
-    bags = torch.tensor([[3, -1, -1], [1, 2, -1], [-1, -1, -1]])
+def test_bags_about_the_same_thing_are_positives_not_negatives() -> None:
+    own = torch.tensor([[0, 1, -1], [0, 1, 2], [2, 3, -1]])
+    bags = torch.tensor([[0, 1, -1], [1, 2, 3], [3, -1, -1], [-1, -1, -1]])
     hit = shared_words(own, bags, vocab_size=4)
-    assert hit.tolist() == [[False, True, False], [False, True, False], [False, True, False]]
-    # Rows 0 and 1 share word 1: with that marked, they stop pushing each other apart.
+    # Jaccard: {0,1}~{0,1} = 1; {0,1,2}~{0,1} = 2/3, ~{1,2,3} = 1/2; {2,3}~{1,2,3} = 2/3,
+    # ~{3} = 1/2; one common word alone ({0,1}~{1,2,3} = 1/4) is not enough.
+    assert hit.tolist() == [
+        [True, False, False, False],
+        [True, True, False, False],
+        [False, True, True, False],
+    ]
+    # Rows 0 and 1 overlap enough: with that marked, they stop pushing each other apart.
     img, txt = _unit(2, 8), _unit(2, 8, seed=1)
     mask = torch.ones(2, 1, dtype=torch.bool)
     shared = shared_words(own[:2], own[:2], 4).view(2, 2, 1)

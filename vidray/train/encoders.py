@@ -179,14 +179,18 @@ class PretrainedEncoder(nn.Module):
     """A transformers vision tower, its pooled output projected to `embed_dim`. A frozen tower
     takes no gradient and stays in eval mode (its dropout and norms never change)."""
 
+    backbone: Any  # a transformers PreTrainedModel: it has a `config`
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(
-        self, backbone: nn.Module, encoder_config: dict[str, Any], embed_dim: int, freeze: bool
+        self, backbone: Any, encoder_config: dict[str, Any], embed_dim: int, freeze: bool
     ) -> None:
         super().__init__()
         self.backbone = backbone
         self.family = family(backbone.config.model_type)
         self.frozen = freeze
-        self.size = tuple(int(s) for s in encoder_config["size"])
+        self.size = (int(encoder_config["size"][0]), int(encoder_config["size"][1]))
         mean = torch.tensor(encoder_config["mean"], dtype=torch.float32).view(1, 3, 1, 1)
         std = torch.tensor(encoder_config["std"], dtype=torch.float32).view(1, 3, 1, 1)
         self.register_buffer("mean", mean, persistent=False)

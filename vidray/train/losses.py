@@ -55,16 +55,24 @@ def check_loss(kind: str) -> None:
         raise ValueError(f"train.loss must be one of {', '.join(LOSSES)}, not {kind!r}")
 
 
-def shared_words(own_ids: torch.Tensor, bag_ids: torch.Tensor, vocab_size: int) -> torch.Tensor:
-    """[B, C] bool: does frame b's own label set (`own_ids` [B, L], -1 padded) share a word
-    with bag c (`bag_ids` [C, L'])?"""
-    pad = vocab_size
-    own = torch.where(own_ids < 0, pad, own_ids)
-    bags = torch.where(bag_ids < 0, pad, bag_ids)
-    hot = torch.zeros(own.shape[0], vocab_size + 1, dtype=torch.bool, device=own.device)
-    hot.scatter_(1, own, True)
-    hot[:, pad] = False
-    return hot[:, bags].any(dim=-1)
+def shared_words(
+    own_ids: torch.Tensor, bag_ids: torch.Tensor, vocab_size: int, min_jaccard: float = 0.5
+) -> torch.Tensor:
+    """[B, C] bool: is bag c (`bag_ids` [C, L'], -1 padded) about the same thing as frame b's
+    own label set (`own_ids` [B, L])? Yes when the two sets overlap by at least `min_jaccard`;
+    one shared common word ("look", "now") is not enough, or every frame would be everyone's
+    positive."""
+
+    def hot(ids: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(ids.shape[0], vocab_size + 1, device=ids.device)
+        out.scatter_(1, torch.where(ids < 0, vocab_size, ids), 1.0)
+        out[:, vocab_size] = 0
+        return out
+
+    own, bags = hot(own_ids), hot(bag_ids)
+    inter = own @ bags.T
+    union = own.sum(1, keepdim=True) + bags.sum(1) - inter
+    return (inter > 0) & (inter >= min_jaccard * union)
 
 
 def _nce(logits: torch.Tensor, pos: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
@@ -91,7 +99,9 @@ def mil_nce(
     no `shared` this is CLIP's symmetric InfoNCE. Embeddings are expected unit-length."""
     img, bags = image_emb.float(), bag_emb.float()
     b, k, d = bags.shape
-    sim = img @ bags.reshape(b * k, d).T / temperature  # [B images, B*K bags]
+    # Autocast would run the matmul in half precision: logits / temperature need float32.
+    with torch.autocast(device_type=img.device.type, enabled=False):
+        sim = img @ bags.reshape(b * k, d).T / temperature  # [B images, B*K bags]
     mask = bag_mask.bool()
     valid = mask.reshape(1, b * k).expand(b, -1)
     pos = torch.eye(b, dtype=torch.bool, device=sim.device).repeat_interleave(k, dim=1)

@@ -69,12 +69,11 @@ class ImageWordModel(pl.LightningModule):
         self.encoder, found = make_encoder(
             encoder, widths, embed_dim, freeze_encoder, encoder_config
         )
-        self.encoder_config = found
+        # Stored, the tower's config makes Lightning's own checkpoints rebuild offline too.
+        self.hparams["encoder_config"] = found
         self.head = nn.Linear(embed_dim, vocab_size)
         # Row `vocab_size` is padding (index -1 in bags): it embeds to nothing.
-        self.words = nn.EmbeddingBag(
-            vocab_size + 1, embed_dim, mode="sum", padding_idx=vocab_size
-        )
+        self.words = nn.EmbeddingBag(vocab_size + 1, embed_dim, mode="sum", padding_idx=vocab_size)
         nn.init.normal_(self.words.weight[:vocab_size], std=0.02)
 
     @property
@@ -84,9 +83,7 @@ class ImageWordModel(pl.LightningModule):
     def export_args(self) -> dict[str, Any]:
         """Keyword arguments that rebuild this architecture offline (a pretrained tower from its
         stored config, with random weights until `load_state_dict`)."""
-        args = copy.deepcopy(dict(self.hparams))
-        args["encoder_config"] = copy.deepcopy(self.encoder_config)
-        return args
+        return copy.deepcopy(dict(self.hparams))
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """uint8 (or float in [0, 255]) images [B, 3, S, S] -> (unit-length embeddings [B, D],
