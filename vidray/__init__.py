@@ -7,11 +7,12 @@ from typing import Any
 __version__ = "0.1.0"
 
 
-def load_model(model_dir: str) -> Any:
-    """Load a trained model: `.predict(images, k=5)` and `.search(words, k=10)`."""
+def load_model(model_dir: str, device: str = "auto") -> Any:
+    """Load a trained model once: `.predict(images, k=5)` → [(word, probability)] per image,
+    `.search(words, k=10)` → the best matching frames (see `vidray.query.VidrayModel`)."""
     from vidray.query import load_model as _load
 
-    return _load(model_dir)
+    return _load(model_dir, device=device)
 
 
 def open_dataset(root: str, **kwargs: Any) -> Any:

@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -87,20 +88,53 @@ def cmd_train(args: argparse.Namespace) -> int:
     from vidray.train.ray_train import train
 
     cfg = _config(args, "train")
-    summary = train(args.root, args.model_dir, cfg.train)
-    print(json.dumps(summary, indent=1))
-    print(f"next: vidray predict --model-dir {args.model_dir} IMAGE...")
+    summary = train(args.root, args.model_dir, cfg.train, resume=args.resume)
+    if args.json or not sys.stdout.isatty():
+        print(json.dumps(summary))
+    metrics = summary["metrics"]
+    print(
+        f"trained {summary['model_dir']}: {summary['epochs_done']} epochs on "
+        f"{summary['labelled_train_frames']} frames of {summary['train_videos']} videos, "
+        f"{summary['workers']} workers, {summary['train_seconds']:.0f}s; vocabulary "
+        f"{summary['vocab_size']} words; val_loss {metrics.get('val_loss', float('nan')):.3f}, "
+        f"val_top5_hit {metrics.get('val_top5_hit', float('nan')):.2f}"
+    )
+    print(f"checkpoint: {summary['checkpoint']}")
+    print(f"next: vidray eval --model-dir {args.model_dir}")
     return 0
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
+    from vidray.query import expand_images, load_model
+
+    model = load_model(args.model_dir)
+    named = expand_images(args.images)
+    start = time.perf_counter()
+    preds = model.predict([im for _, im in named], k=args.k, batch_size=args.batch_size)
+    seconds = time.perf_counter() - start
+    for (name, _), top in zip(named, preds, strict=True):
+        if args.json:
+            print(json.dumps({"image": name, "words": [[w, round(p, 4)] for w, p in top]}))
+        else:
+            print(f"{name}: " + ", ".join(f"{w} {p:.2f}" for w, p in top))
+    print(
+        f"predicted top-{args.k} words for {len(named)} images in {seconds:.2f}s "
+        f"with {args.model_dir}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_index(args: argparse.Namespace) -> int:
     from vidray.query import load_model
 
     model = load_model(args.model_dir)
-    paths = [str(p) for p in args.images]
-    for path, preds in zip(paths, model.predict(paths, k=args.k), strict=True):
-        words = ", ".join(f"{w} {p:.2f}" for w, p in preds)
-        print(f"{path}: {words}")
+    info = model.build_index(args.root)
+    print(
+        f"indexed {info['rows']} frames of {info['root']} in {info['seconds']:.1f}s "
+        f"({info['skipped_without_image']} without image skipped): {model.index_dir}"
+    )
+    print(f"next: vidray search --model-dir {args.model_dir} WORD...")
     return 0
 
 
@@ -108,18 +142,71 @@ def cmd_search(args: argparse.Namespace) -> int:
     from vidray.query import load_model
 
     model = load_model(args.model_dir)
-    model.index_dataset(args.dataset)
-    hits = model.search(args.words.split(), k=args.k)
+    model.word_weights(args.words)  # unknown words fail before any indexing; loads spaCy
+    model.load_index()  # built here if missing, so the timing below is the search alone
+    start = time.perf_counter()
+    hits = model.search(args.words, k=args.k, with_images=bool(args.save))
+    seconds = time.perf_counter() - start
     save = Path(args.save) if args.save else None
     if save:
         save.mkdir(parents=True, exist_ok=True)
     for rank, hit in enumerate(hits, 1):
-        line = f"{rank:2d}. {hit['video_id']} t={hit['frame_ts']:.1f}s score={hit['score']:.3f} {hit['source']}"
+        out = None
         if save and hit.get("image"):
-            out = save / f"{rank:02d}_{hit['video_id'].replace(':', '_')}_{hit['frame_ts']:.1f}.jpg"
-            out.write_bytes(hit["image"])
-            line += f" -> {out}"
-        print(line)
+            name = f"{rank:02d}_{hit['video_id']}_{hit['frame_ts']:.1f}.jpg"
+            out = save / "".join(c if c.isalnum() or c in "._-" else "_" for c in name)
+            out.write_bytes(hit.pop("image"))
+        hit.pop("image", None)
+        if args.json:
+            print(json.dumps({"rank": rank, **hit, "file": str(out) if out else None}))
+        else:
+            line = (
+                f"{rank:2d}. {hit['video_id']} t={hit['frame_ts']:.1f}s score={hit['score']:.3f} "
+                f"[{', '.join(hit['labels'] or [])}] {hit['source']}"
+            )
+            print(line + (f" -> {out}" if out else ""))
+    where = f", frames saved to {save}" if save else ""
+    print(
+        f"{len(hits)} frames for {' '.join(args.words)!r} in {seconds * 1000:.1f} ms "
+        f"({'search + reading images' if save else 'exact search'}) from {model.index_dir}{where}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from vidray.train.evaluate import evaluate
+
+    report = evaluate(args.model_dir, root=args.root, out_dir=args.out)
+    i2w, w2i = report["image_to_word"], report["word_to_image"]
+    base, chance = i2w["baseline"], w2i["chance"]
+
+    def pct(x: float | None) -> str:
+        return "n/a" if x is None else f"{x:.1%}"
+
+    print(
+        f"held out: {report['frames']} frames of {report['heldout_videos']} videos "
+        f"({report['frames_skipped']} without vocabulary labels skipped), "
+        f"vocabulary {report['vocab_size']} words"
+    )
+    print(
+        f"image -> words: mAP {pct(i2w['map'])} (baseline {pct(base['map'])}, "
+        f"{i2w['labels_with_positives']} labels), top-1 {pct(i2w['top1'])} "
+        f"(baseline {pct(base['top1'])}), top-5 {pct(i2w['top5'])} (baseline {pct(base['top5'])})"
+    )
+    print(
+        "words -> image: "
+        + ", ".join(
+            f"R@{k} {pct(w2i[f'recall_at_{k}'])} (chance {pct(chance[f'recall_at_{k}'])})"
+            for k in (1, 5, 10)
+        )
+    )
+    if report["best_labels"]:
+        print(f"best labels: {', '.join(report['best_labels'][:5])}")
+        print(f"worst labels: {', '.join(report['worst_labels'][:5])}")
+    folder = Path(report["metrics_file"]).parent
+    print(f"evaluated {args.model_dir}: metrics and plots in {folder}")
+    print(f"next: vidray search --model-dir {args.model_dir} WORD...")
     return 0
 
 
@@ -133,6 +220,8 @@ def cmd_score(args: argparse.Namespace) -> int:
         Path(args.out).write_text(json.dumps(report, indent=1))
     if not args.brief:
         print(json.dumps(report, indent=1))
+        where = f": report also in {args.out}" if args.out else ""
+        print(f"scored {args.root}{where}", file=sys.stderr)
         return 0
     print(
         f"dataset: {report['videos']} videos, {report['frames_kept']}/{report['frames_sampled']} frames kept, "
@@ -145,13 +234,18 @@ def cmd_score(args: argparse.Namespace) -> int:
             f"({model['subject_top5_in_vocab']:.0%} where the subject is in the vocabulary); "
             f"frequency baseline {model['frequency_baseline_top5']:.0%}, chance {model['chance_top5']:.0%}"
         )
+        if model.get("search_queries"):
+            print(
+                f"search: a frame of the subject in the top 5 for {model['search_recall_at_5']:.0%} "
+                f"of {model['search_queries']} subject queries; precision@5 "
+                f"{model['search_precision_at_5']:.0%} (base rate {model['search_base_rate']:.0%})"
+            )
         for ex in model.get("examples", []):
             top = ", ".join(f"{w} {p:.2f}" for w, p in ex["top5"])
             print(
                 f"  {ex['video']} t={ex['frame_ts']:5.1f}s  true subject: {ex['subject']:<9} predicted: {top}"
             )
-    if args.out:
-        print(f"full report: {args.out}")
+    print(f"scored {args.root}" + (f": full report in {args.out}" if args.out else ""))
     return 0
 
 
@@ -206,21 +300,41 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("root", help="dataset root written by `vidray build`")
     t.add_argument("--model-dir", required=True)
     t.add_argument("--config")
+    t.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue the run in --model-dir (or train.checkpoint_dir) from its last "
+        "checkpoint, with the split and vocabulary it started with",
+    )
+    t.add_argument("--json", action="store_true", help="print a JSON summary")
     t.set_defaults(func=cmd_train)
 
     pr = sub.add_parser("predict", help="images -> top-k words with probabilities")
     pr.add_argument("--model-dir", required=True)
     pr.add_argument("-k", type=int, default=5)
-    pr.add_argument("images", nargs="+")
+    pr.add_argument("--batch-size", type=int, default=64)
+    pr.add_argument("--json", action="store_true", help="one JSON object per image")
+    pr.add_argument("images", nargs="+", help="image files, folders of images, http(s) URLs")
     pr.set_defaults(func=cmd_predict)
 
-    se = sub.add_parser("search", help="words -> best matching frames of a dataset")
+    ix = sub.add_parser("index", help="embed every frame of a dataset for `vidray search`")
+    ix.add_argument("--model-dir", required=True)
+    ix.add_argument("root", nargs="?", help="dataset root (default: the one trained on)")
+    ix.set_defaults(func=cmd_index)
+
+    se = sub.add_parser("search", help="words -> best matching frames (cosine, exact)")
     se.add_argument("--model-dir", required=True)
-    se.add_argument("--dataset", required=True)
     se.add_argument("-k", type=int, default=10)
     se.add_argument("--save", help="folder to save the matching frames as JPEG files")
-    se.add_argument("words")
+    se.add_argument("--json", action="store_true", help="one JSON object per hit")
+    se.add_argument("words", nargs="+")
     se.set_defaults(func=cmd_search)
+
+    ev = sub.add_parser("eval", help="evaluate a model on its held-out videos")
+    ev.add_argument("--model-dir", required=True)
+    ev.add_argument("--root", help="dataset root (default: the one trained on)")
+    ev.add_argument("--out", help="folder for metrics.json and plots (default: MODEL_DIR/eval)")
+    ev.set_defaults(func=cmd_eval)
 
     sc = sub.add_parser("score", help="score a dataset (and a model) against sample ground truth")
     sc.add_argument("root")

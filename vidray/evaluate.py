@@ -91,10 +91,12 @@ def truth_subjects(root: str, truth_dir: str | Path, video_ids: set[str]) -> lis
     return out
 
 
-def score_search(model: Any, frames: list[dict[str, Any]], embeddings: np.ndarray) -> dict[str, Any]:
+def score_search(
+    model: Any, frames: list[dict[str, Any]], embeddings: np.ndarray
+) -> dict[str, Any]:
     """Words → image on held-out frames: each subject shown there and known to the model is a
     query, ranked by cosine among the held-out frames; relevant: frames showing the subject."""
-    from vidray.train.metrics import precision_at_k, recall_at_k, first_relevant_rank
+    from vidray.train.metrics import first_relevant_rank, precision_at_k, recall_at_k
 
     shown = np.array([f["subject"] for f in frames])
     subjects = sorted({s for s in shown if s in model.word_index})
@@ -129,7 +131,9 @@ def score_model(
         return {"heldout_frames": 0}
     embeddings, probs = model.encode([f["image"] for f in frames])
     top = np.argsort(-probs, axis=1, kind="stable")[:, :5]
-    preds = [[(model.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top, strict=True)]
+    preds = [
+        [(model.vocab[j], float(p[j])) for j in row] for p, row in zip(probs, top, strict=True)
+    ]
     hits = [f["subject"] in [w for w, _ in p] for f, p in zip(frames, preds, strict=True)]
     firsts = [f["subject"] == p[0][0] for f, p in zip(frames, preds, strict=True)]
     common = [w for w, _ in Counter(model.label_counts).most_common(5)]

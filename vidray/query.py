@@ -65,13 +65,15 @@ def fetch(url: str, timeout: float = URL_TIMEOUT_S) -> bytes:
 def read_image(item: Any, size: int) -> np.ndarray:
     from vidray.train.data import load_image
 
+    data = fetch(item) if is_url(item) else item
     try:
-        return load_image(fetch(item) if is_url(item) else item, size)
+        return load_image(data, size)
     except (OSError, ValueError) as exc:
         raise ValueError(f"cannot read {str(item)[:200]} as an image: {exc}") from exc
 
 
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+def chunks(items: Any, size: int) -> Iterator[Any]:
+    """Consecutive slices of a sequence or array."""
     for i in range(0, len(items), size):
         yield items[i : i + size]
 
@@ -86,7 +88,8 @@ def top_k(scores: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     if k == 0:
         empty = np.zeros((scores.shape[0], 0))
         return empty.astype(np.int64), empty
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    n = scores.shape[1]
+    part = np.argpartition(scores, n - k, axis=1)[:, n - k :]  # no negated copy of the scores
     vals = np.take_along_axis(scores, part, axis=1)
     order = np.argsort(-vals, axis=1, kind="stable")
     return np.take_along_axis(part, order, axis=1), np.take_along_axis(vals, order, axis=1)
@@ -116,6 +119,22 @@ def cosine_top_k(
     if not idx:
         return np.zeros((0, k), np.int64), np.zeros((0, k), np.float32)
     return np.concatenate(idx), np.concatenate(val)
+
+
+def as_tensor(matrix: Any) -> Any:
+    """The index as a torch tensor (a view: no copy of a numpy matrix). `torch.topk` is much
+    faster than numpy's argpartition on CPU too (bench/search.py), and torch is loaded anyway."""
+    import warnings
+
+    import torch
+
+    if not isinstance(matrix, np.ndarray):
+        return matrix
+    with warnings.catch_warnings():
+        # A matrix read from Parquet is a read-only view of Arrow's buffer; search never
+        # writes to it, and a writable copy would double the index's memory.
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        return torch.from_numpy(matrix)
 
 
 def embedding_matrix(column: Any) -> np.ndarray:
@@ -150,7 +169,9 @@ class VidrayModel:
         from vidray.train.model import ImageWordModel
 
         self.dir = Path(model_dir)
-        missing = [n for n in (MODEL_FILE, "vocab.json", "split.json") if not (self.dir / n).is_file()]
+        missing = [
+            n for n in (MODEL_FILE, "vocab.json", "split.json") if not (self.dir / n).is_file()
+        ]
         if missing:
             raise FileNotFoundError(
                 f"{self.dir} is not a trained model (no {', '.join(missing)}): run "
@@ -200,8 +221,8 @@ class VidrayModel:
         """For each image (path, folder of images, http(s) URL, JPEG bytes, PIL image or HxWx3
         array) its k most likely (word, probability), best first. A folder stands for its
         image files in sorted order; `expand_images` gives their names."""
-        if isinstance(images, (str, os.PathLike)):
-            images = [images]
+        if not isinstance(images, (list, tuple)):
+            images = [images]  # one image (or one folder) on its own
         items = [im for _, im in expand_images(images)]
         if not items:
             return []
@@ -286,18 +307,16 @@ class VidrayModel:
         return info
 
     def load_index(self) -> tuple[Any, Any]:
-        """The index (built first if missing or stale), loaded once into memory: on the GPU
-        when the model runs there."""
+        """The index (built first if missing or stale), loaded once: (frame columns as a
+        pyarrow table, embeddings as a float32 torch tensor on the model's device; on CPU a
+        view of the numpy matrix, searched with `torch.topk`, measured faster than argpartition)."""
         if self._index is None:
             info = self.index_info()
             if info is None:
                 log.warning("no current index in %s: building it", self.index_dir)
                 info = self.build_index()
-            table, matrix = read_index(self.index_dir / INDEX_FILE)
-            if self.device.type == "cuda":
-                import torch
-
-                matrix = torch.from_numpy(matrix).to(self.device)
+            table, array = read_index(self.index_dir / INDEX_FILE)
+            matrix = as_tensor(array).to(self.device)
             self._index, self._index_root = (table, matrix), info["root"]
         return self._index
 
@@ -405,4 +424,3 @@ def write_index(model: VidrayModel, root: str, batch_size: int = 256) -> dict[st
 def load_model(model_dir: str | Path, device: str = "auto") -> VidrayModel:
     """Load a model trained by `vidray train`: `.predict(images, k)` and `.search(words, k)`."""
     return VidrayModel(model_dir, device=device)
-

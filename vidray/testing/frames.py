@@ -70,5 +70,10 @@ def write_frames_dataset(
                 )
             rows.append({"video_id": vid, "source": f"/videos/{vid}.mp4", "frames": frames})
             ids.append(vid)
-    write_part(str(root), rows, OutputConfig())
+    write_videos(root, rows)
     return ids
+
+
+def write_videos(root: str | Path, rows: list[dict]) -> None:
+    """Video rows (`video_id`, `source`, `frames`) → a committed dataset, by the sink's writer."""
+    write_part(str(root), rows, OutputConfig())

@@ -50,20 +50,17 @@ def frame_rows(video: int, per_subject: int = 2) -> list[dict[str, Any]]:
 
 
 def write_dataset(root: str | Path, videos: int = 4, per_subject: int = 2) -> list[str]:
-    """A committed `frames/` + `videos/` dataset (the sink's own writer); returns video ids."""
-    from vidray.config import OutputConfig
-    from vidray.sink import write_part
+    """A committed `frames/` + `videos/` dataset; returns the video ids."""
+    from vidray.testing.frames import write_videos
 
     ids = [f"test:v{v}" for v in range(videos)]
-    rows = [
-        {
-            "video_id": vid,
-            "source": f"/videos/v{v}.mp4",
-            "frames": frame_rows(v, per_subject),
-        }
-        for v, vid in enumerate(ids)
-    ]
-    write_part(str(root), rows, OutputConfig())
+    write_videos(
+        root,
+        [
+            {"video_id": vid, "source": f"/videos/v{v}.mp4", "frames": frame_rows(v, per_subject)}
+            for v, vid in enumerate(ids)
+        ],
+    )
     return ids
 
 
@@ -75,53 +72,50 @@ def train_model_dir(
     image_size: int = 16,
     seed: int = 0,
 ) -> Path:
-    """Train `ImageWordModel` on the non-held-out videos of `root` (BCE on the word head plus a
-    contrastive term tying images to their label bags) and save it as `vidray train` does."""
+    """Train `ImageWordModel` in this process on the non-held-out videos of `root`, with the
+    model's own losses on `prepare_batch`'s arrays, and save it as `vidray train` does."""
     import torch
-    import torch.nn.functional as F
 
     from vidray.sink import read_table
-    from vidray.train.data import build_vocab, load_image
+    from vidray.train.data import build_vocab, prepare_batch
     from vidray.train.model import ImageWordModel
 
-    rows = read_table(str(root), "frames", ["video_id", "image", "labels"]).to_pylist()
-    train = [r for r in rows if r["video_id"] not in set(heldout)]
-    vocab, counts = build_vocab((r["labels"] for r in train), min_count=1, max_size=100)
-    index = {w: i for i, w in enumerate(vocab)}
-    images = torch.from_numpy(np.stack([load_image(r["image"], image_size) for r in train]))
-    targets = torch.zeros(len(train), len(vocab))
-    for i, r in enumerate(train):
-        targets[i, [index[w] for w in r["labels"]]] = 1.0
+    columns = ["video_id", "frame_ts", "image", "labels", "label_scores"]
+    table = read_table(str(root), "frames", columns).to_pydict()
+    train_ids = sorted(set(table["video_id"]) - set(heldout))
+    train_labels = [lab for v, lab in zip(table["video_id"], table["labels"]) if v in train_ids]
+    vocab, counts = build_vocab(train_labels, min_count=1, max_size=100)
+    arrays = prepare_batch(table, vocab, train_ids, image_size, neighbours=1, window_s=2.0)
+    batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
 
+    # One thread: for tensors this small, OpenMP's spin-up costs more than it saves (30x on a
+    # busy 2-core machine).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
-    args = {"vocab_size": len(vocab), "widths": [8, 16], "embed_dim": 16}
-    net = ImageWordModel(**args)  # type: ignore[arg-type]
+    net = ImageWordModel(vocab_size=len(vocab), widths=[8, 16], embed_dim=16, augment=False)
     opt = torch.optim.Adam(net.parameters(), lr=1e-2)
-    same = (targets @ targets.T > 0).float()
-    soft = same / same.sum(1, keepdim=True)
     net.train()
     for _ in range(steps):
-        emb, logits = net(images)
-        sim = emb @ net.embed_words(targets).T / 0.1
-        loss = F.binary_cross_entropy_with_logits(logits, targets) - (
-            soft * F.log_softmax(sim, 1)
-        ).sum(1).mean()
+        loss = net.losses(batch)["loss"]
         opt.zero_grad()
         loss.backward()
         opt.step()
     net.eval()
+    torch.set_num_threads(threads)
 
     out = Path(model_dir)
     out.mkdir(parents=True, exist_ok=True)
-    state = {"state_dict": net.state_dict(), "model_args": args, "image_size": image_size}
+    state = {
+        "state_dict": net.state_dict(),
+        "model_args": net.export_args(),
+        "image_size": image_size,
+    }
     torch.save(state, out / "model.pt")
     (out / "vocab.json").write_text(
         json.dumps({"words": vocab, "counts": {w: counts[w] for w in vocab}})
     )
-    train_ids = sorted({r["video_id"] for r in train})
     (out / "split.json").write_text(
         json.dumps({"train": train_ids, "heldout": sorted(heldout), "root": str(root)})
     )
     return out
-
-

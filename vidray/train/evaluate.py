@@ -121,9 +121,7 @@ def image_to_word(
     return out
 
 
-def word_to_image(
-    model: Any, embeddings: np.ndarray, targets: np.ndarray
-) -> dict[str, Any]:
+def word_to_image(model: Any, embeddings: np.ndarray, targets: np.ndarray) -> dict[str, Any]:
     """Each held-out frame's label set as a query among the held-out frames; relevant: frames
     with the identical label set. A query's result depends only on its label set, so each
     distinct set is searched once and counted once per frame that has it."""

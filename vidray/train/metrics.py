@@ -88,7 +88,7 @@ def label_precision_recall(
     return {"precision": precision, "recall": recall, "support": support, "predicted": n_pred}
 
 
-def frequency_scores(counts: Sequence[float], n_rows: int) -> np.ndarray:
+def frequency_scores(counts: np.ndarray | Sequence[float], n_rows: int) -> np.ndarray:
     """The frequency baseline: every row scored by the training label counts (a read-only
     broadcast view, not n_rows copies)."""
     return np.broadcast_to(np.asarray(counts, np.float32), (n_rows, len(counts)))
