@@ -83,7 +83,9 @@ def train_model_dir(
     columns = ["video_id", "frame_ts", "image", "labels", "label_scores"]
     table = read_table(str(root), "frames", columns).to_pydict()
     train_ids = sorted(set(table["video_id"]) - set(heldout))
-    train_labels = [lab for v, lab in zip(table["video_id"], table["labels"]) if v in train_ids]
+    train_labels = [
+        lab for v, lab in zip(table["video_id"], table["labels"], strict=True) if v in train_ids
+    ]
     vocab, counts = build_vocab(train_labels, min_count=1, max_size=100)
     arrays = prepare_batch(table, vocab, train_ids, image_size, neighbours=1, window_s=2.0)
     batch = {k: torch.from_numpy(v) for k, v in arrays.items()}
