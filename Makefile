@@ -48,9 +48,11 @@ install-dev: system-deps $(VENV)/.installed-dev $(VENV)/.installed-whisperx
 install-whisperx: $(VENV)/.installed-whisperx
 
 demo: install
+	rm -rf $(DEMO)/dataset $(DEMO)/model  # the demo's own outputs, remade each run
 	$(BIN)/vidray sample $(DEMO)/videos --videos $(VIDEOS) --minutes $(MINUTES) --seed 0
 	$(BIN)/vidray build $(DEMO)/videos --output $(DEMO)/dataset asr.pocketsphinx.vocabulary=$(DEMO)/videos/vocabulary.txt
 	$(BIN)/vidray train $(DEMO)/dataset --model-dir $(DEMO)/model
+	$(BIN)/vidray eval --model-dir $(DEMO)/model
 	$(BIN)/vidray score $(DEMO)/dataset --truth $(DEMO)/videos --model-dir $(DEMO)/model --examples 6 --out $(DEMO)/score.json --brief
 
 lint: install-dev
