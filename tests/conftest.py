@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -49,3 +50,24 @@ def local_ray():  # type: ignore[no-untyped-def]
         ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """Tiny tensors: one torch thread is many times faster than several on a busy machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory, one_thread: None) -> Path:
+    """A model directory trained in seconds on coloured frames (the last video held out)."""
+    from vidray.testing.tiny_model import train_model_dir, write_dataset
+
+    base = tmp_path_factory.mktemp("tiny_model")
+    ids = write_dataset(base / "data", videos=4)
+    return train_model_dir(base / "model", base / "data", heldout=ids[-1:], steps=40)

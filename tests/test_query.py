@@ -27,25 +27,14 @@ from vidray.query import (
     top_k,
 )
 from vidray.sink import read_table
-from vidray.testing.tiny_model import COLOURS, jpeg, train_model_dir, write_dataset
+from vidray.testing.tiny_model import COLOURS, jpeg
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    """Tiny tensors: one torch thread is many times faster than several on a busy machine."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("query")
-    ids = write_dataset(base / "data", videos=4)
-    return train_model_dir(base / "model", base / "data", heldout=ids[-1:], steps=40)
+def model_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")

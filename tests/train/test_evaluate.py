@@ -13,25 +13,14 @@ import pytest
 
 from vidray.cli import main
 from vidray.sink import read_table
-from vidray.testing.tiny_model import train_model_dir, write_dataset
 from vidray.train.evaluate import evaluate
 
-
-@pytest.fixture(scope="module", autouse=True)
-def one_thread() -> Iterator[None]:
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
-def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    base = tmp_path_factory.mktemp("eval")
-    ids = write_dataset(base / "data", videos=4)
-    return train_model_dir(base / "model", base / "data", heldout=ids[-1:], steps=40)
+def model_dir(tiny_model_dir: Path) -> Path:
+    return tiny_model_dir
 
 
 @pytest.fixture(scope="module")
