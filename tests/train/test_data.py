@@ -18,6 +18,7 @@ def test_split_is_by_video_and_deterministic() -> None:
     assert len(held) == 2 and not set(train) & set(held) and set(train) | set(held) == set(ids)
     assert split_videos(ids, 0.25, 0) == (train, held)
     assert split_videos(["only"], 0.25, 0) == (["only"], [])
+    assert split_videos(ids, 0.0, 0) == (sorted(ids), [])  # holdout 0: train on every video
 
 
 def test_vocab_counts_frames_not_mentions() -> None:

@@ -16,7 +16,10 @@ def split_videos(
 ) -> tuple[list[str], list[str]]:
     """A deterministic split by video: no frame of a held-out video is ever trained on."""
     ids = sorted(set(video_ids), key=lambda v: hashlib.sha1(f"{seed}:{v}".encode()).hexdigest())
-    n_held = 0 if len(ids) < 2 else min(len(ids) - 1, max(1, round(holdout * len(ids))))
+    # Any holdout above 0 keeps at least one video back, and at least one for training.
+    n_held = (
+        0 if len(ids) < 2 or holdout <= 0 else min(len(ids) - 1, max(1, round(holdout * len(ids))))
+    )
     return sorted(ids[n_held:]), sorted(ids[:n_held])
 
 
