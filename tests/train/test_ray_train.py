@@ -19,6 +19,7 @@ from vidray.query import load_model
 from vidray.sink import read_table
 from vidray.testing.frames import write_frames_dataset
 from vidray.testing.s3 import s3_server
+from vidray.train.data import load_image
 from vidray.train.model import ImageWordModel
 from vidray.train.ray_train import check_train_config, train
 
@@ -65,7 +66,7 @@ def test_checkpoint_restores_the_same_predictions(trained: dict, frames_root: Pa
     net = ImageWordModel(**ckpt["model_args"])
     net.load_state_dict(ckpt["state_dict"])
     net.eval()
-    x = torch.from_numpy(np.stack([model_input(model, im) for im in images]))
+    x = torch.from_numpy(np.stack([load_image(im, model.image_size) for im in images]))
     with torch.no_grad():
         probs = torch.sigmoid(net(x)[1]).numpy()
     for row, preds in zip(probs, before, strict=True):
@@ -76,12 +77,6 @@ def test_checkpoint_restores_the_same_predictions(trained: dict, frames_root: Pa
         )
     # Loading twice gives the same answers: nothing random at inference.
     assert load_model(trained["dir"]).predict(images, k=3) == before
-
-
-def model_input(model, image):  # type: ignore[no-untyped-def]
-    from vidray.train.data import load_image
-
-    return load_image(image, model.image_size)
 
 
 def test_a_run_resumes_from_its_last_checkpoint(

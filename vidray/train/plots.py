@@ -19,39 +19,49 @@ def _pyplot() -> Any:
     return plt
 
 
+def _paired_bars(
+    ax: Any, names: list[str], model: list[float], other: list[float], label: str
+) -> None:
+    """The model's bars beside a reference's, one pair per name."""
+    x = np.arange(len(names))
+    ax.bar(x - 0.2, model, 0.4, label="model")
+    ax.bar(x + 0.2, other, 0.4, label=label)
+    ax.set_ylim(0, 1)
+    ax.legend()
+
+
+def _save(plt: Any, fig: Any, path: Path) -> None:
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def plot_label_ap(labels: list[dict[str, Any]], path: Path, top: int = TOP_LABELS) -> None:
     """AP of the `top` most frequent held-out labels, model beside the frequency baseline."""
     plt = _pyplot()
     rows = [r for r in labels if r["ap"] is not None][:top]
-    x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 0.35 * len(rows) + 2), 4))
-    ax.bar(x - 0.2, [r["ap"] for r in rows], 0.4, label="model")
-    ax.bar(x + 0.2, [r["baseline_ap"] for r in rows], 0.4, label="frequency baseline")
-    ax.set_xticks(x, [f"{r['word']} ({r['support']})" for r in rows], rotation=60, ha="right")
+    names = [f"{r['word']} ({r['support']})" for r in rows]
+    _paired_bars(
+        ax, names, [r["ap"] for r in rows], [r["baseline_ap"] for r in rows], "frequency baseline"
+    )
+    ax.set_xticks(np.arange(len(rows)), names, rotation=60, ha="right")
     ax.set_ylabel("average precision")
-    ax.set_ylim(0, 1)
     ax.set_title(f"per-label AP, {len(rows)} most frequent held-out labels (frames)")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_recall(w2i: dict[str, Any], path: Path) -> None:
     """Words→image recall@K of the model against a random ranking."""
     plt = _pyplot()
     ks = [k.removeprefix("recall_at_") for k in w2i["chance"]]
-    x = np.arange(len(ks))
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    ax.bar(x - 0.2, [w2i[f"recall_at_{k}"] or 0 for k in ks], 0.4, label="model")
-    ax.bar(x + 0.2, [w2i["chance"][f"recall_at_{k}"] or 0 for k in ks], 0.4, label="chance")
-    ax.set_xticks(x, [f"R@{k}" for k in ks])
-    ax.set_ylim(0, 1)
+    names = [f"R@{k}" for k in ks]
+    model = [w2i[f"recall_at_{k}"] or 0 for k in ks]
+    _paired_bars(ax, names, model, [w2i["chance"][f"recall_at_{k}"] or 0 for k in ks], "chance")
+    ax.set_xticks(np.arange(len(ks)), names)
     ax.set_title(f"words → image, {w2i['queries']} held-out queries")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> None:
@@ -66,9 +76,7 @@ def plot_pr(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Non
     ax.set_ylim(0, 1.02)
     ax.set_title("image → words, micro-averaged")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    _save(plt, fig, path)
 
 
 def write_plots(

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from vidray.config import ConfigError, TrainConfig
+from vidray.semdedup import unique_filter
 from vidray.sink import read_table
 from vidray.storage import open_root
 from vidray.train.data import build_vocab, prepare_batch, split_videos
@@ -200,7 +201,10 @@ def plan_split(
         split = json.loads((out / "split.json").read_text())
         vocab = json.loads((out / "vocab.json").read_text())
         return split["train"], split["heldout"], vocab["words"], vocab["labelled_frames"]
-    meta = read_table(root, "frames", ["video_id", "labels"]).to_pylist()
+    # The frames training will see: without `vidray dedup`'s duplicates when train.unique.
+    meta = read_table(
+        root, "frames", ["video_id", "labels"], unique_filter(root) if cfg.unique else None
+    ).to_pylist()
     if not meta:
         raise ValueError(f"no frames under {root}/frames: run `vidray build` first")
     train_ids, heldout_ids = split_videos((r["video_id"] for r in meta), cfg.holdout, cfg.seed)
