@@ -7,7 +7,7 @@ DEMO ?= demo
 VIDEOS ?= 8
 MINUTES ?= 2
 
-.PHONY: demo test lint system-deps install install-dev install-whisperx clean
+.PHONY: demo test lint system-deps browser-deps install install-dev install-whisperx clean
 
 # espeak-ng voices the sample videos; ffmpeg is the reference the benchmarks compare against.
 system-deps:
@@ -15,6 +15,14 @@ system-deps:
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing espeak-ng and ffmpeg (Debian/Ubuntu packages)"; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq espeak-ng ffmpeg >/dev/null; \
+	fi
+
+# chromium (driven by playwright, which downloads no browser) opens the HTML reports in the tests.
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ] && ! command -v chromium >/dev/null; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing chromium (Debian package, ~470 MB)"; \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; \
 	fi
 
 $(BIN)/python:
@@ -44,7 +52,7 @@ $(VENV)/.installed-whisperx: $(VENV)/.installed
 	touch $@
 
 install: system-deps $(VENV)/.installed
-install-dev: system-deps $(VENV)/.installed-dev $(VENV)/.installed-whisperx
+install-dev: system-deps browser-deps $(VENV)/.installed-dev $(VENV)/.installed-whisperx
 install-whisperx: $(VENV)/.installed-whisperx
 
 demo: install
