@@ -201,7 +201,7 @@ def test_cli(
     out = capsys.readouterr()
     lines = out.out.strip().splitlines()
     assert len(lines) == 4 and lines[0].startswith(str(images / "0_tomato.jpg") + ": tomato")
-    assert "4 images" in out.err
+    assert "4 images" in out.err and "next: vidray search" in out.err  # stdout: results only
 
     assert (
         main(["predict", "--model-dir", str(model_dir), "--json", str(images / "1_lettuce.jpg")])
@@ -210,7 +210,8 @@ def test_cli(
     assert json.loads(capsys.readouterr().out)["words"][0][0] == "lettuce"
 
     assert main(["index", "--model-dir", str(model_dir)]) == 0
-    assert "indexed 32 frames" in capsys.readouterr().out
+    out = capsys.readouterr()  # stdout is no terminal: a JSON line, the summary on stderr
+    assert json.loads(out.out)["rows"] == 32 and "indexed 32 frames" in out.err
 
     save = tmp_path / "hits"
     assert (
@@ -233,6 +234,7 @@ def test_cli(
     hits = [json.loads(line) for line in out.out.splitlines()]
     assert len(hits) == 3 and all("blueberry" in h["labels"] for h in hits)
     assert len(list(save.glob("*.jpg"))) == 3 and " ms " in out.err
+    assert f"next: look at the frames in {save}" in out.err
 
     assert main(["search", "--model-dir", str(model_dir), "zebra"]) == 2
     assert "zebra" in capsys.readouterr().err

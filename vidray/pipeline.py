@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import logging
-import sys
 import time
 import warnings
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any
 
@@ -22,6 +21,7 @@ from vidray.config import (
     RayConfig,
     parse_size,
 )
+from vidray.progress import Progress, logs_above_bars, polling
 from vidray.sink import (
     ParquetSink,
     check_output,
@@ -56,11 +56,16 @@ class BuildResult:
     seconds: float = 0.0
     skipped: int = 0  # videos already committed by an earlier run (--resume)
     unreported: int = 0  # committed by the sink, but its summary was lost with a worker
+    error_stages: dict[str, int] = field(default_factory=dict)  # stage -> videos failed there
+    fetched: int = 0  # videos downloaded or copied from S3 (local files are read in place)
+    fetched_bytes: int = 0
 
     def count(self, summary: dict[str, Any]) -> None:
         """Add one video's sink summary."""
         if summary["error"]:
             self.errors += 1
+            stage = summary.get("error_stage") or "?"
+            self.error_stages[stage] = self.error_stages.get(stage, 0) + 1
         else:
             self.videos += 1
             self.frames_sampled += summary["frames_sampled"]
@@ -167,7 +172,7 @@ def run_build(
             log_to_driver=False,
         )
     # One gate for the whole cluster: the per-host download cap holds across every fetch actor.
-    gate_actor = (
+    gate_actor: Any = (
         ray.remote(HostGate)
         .options(num_cpus=0)
         .remote(cfg.fetch.per_host, cfg.fetch.min_interval_s)
@@ -181,9 +186,14 @@ def run_build(
     hosts = {n["NodeManagerAddress"] for n in alive}
     autoscales = cfg.ray.max_cpus is not None or cfg.ray.max_gpus is not None
     check_shared_output(output, hosts, cfg.output, autoscales)
-    rows = expand_inputs(
-        entries, cfg.sources, cfg.fetch, runner=ray_runner(cfg.sources.max_tasks_in_flight)
-    )
+    with Progress("sources", unit="inputs") as found:
+        rows = expand_inputs(
+            entries,
+            cfg.sources,
+            cfg.fetch,
+            runner=ray_runner(cfg.sources.max_tasks_in_flight),
+            progress=found,
+        )
     if not rows:
         log.warning("the inputs expanded to no videos; nothing to do")
         return BuildResult(output=output)
@@ -198,44 +208,69 @@ def run_build(
     configure_data_context(cfg.ray)
     start = time.time()
     seen: set[str] = set()
+    bar = Progress("build", total=len(rows), unit="videos")
 
     def record(summary: dict[str, Any]) -> None:
         seen.add(summary["video_id"])
         result.count(summary)
+        bar.update(1, errors=bool(summary["error"]), note=build_note(result))
         if progress:
             progress(summary, len(seen), len(rows))
 
+    def count_fetched() -> None:
+        stats = ray.get(gate_actor.stats.remote(), timeout=10)
+        result.fetched, result.fetched_bytes = stats["downloads"], stats["bytes"]
+        bar.note(build_note(result))
+
     pending = rows
-    # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in native
-    # code) is dropped by Ray Data. Its videos get one more pass on what is left of the
-    # cluster, one video per batch and one batch per actor at a time, so a video that kills
-    # its worker takes no other with it. Those lost again are recorded as errors: no video is
-    # ever silently missing.
-    for attempt in range(2):
-        for summary in stream(pending, plan, cfg.ray, one_by_one=attempt > 0):
-            record(summary)
-        pending = [row for row in pending if row["video_id"] not in seen]
-        if pending:  # a lost summary may be of a batch the sink committed: write none twice
-            committed = committed_videos(output, cfg.output)
-            result.unreported += sum(row["video_id"] in committed for row in pending)
-            pending = [row for row in pending if row["video_id"] not in committed]
-        if not pending:
-            break
-        log.warning("pass %d lost %d video(s) with their Ray workers", attempt + 1, len(pending))
-    if pending:
-        error = VideoError(
-            "worker_died",
-            f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
-            "times in each of two passes (a lost node, out of memory, or a crash in native "
-            "code): see the Ray logs",
-        )
-        sink = ParquetSink(output, cfg.output)
-        for summary in sink(
-            [failed(row, "ray", error, "WorkerDied") for row in pending]
-        ).to_pylist():
-            record(summary)
+    with bar, polling(count_fetched, every_s=2.0):
+        # A batch whose actor kept dying (a node lost mid-flight, out of memory, a crash in
+        # native code) is dropped by Ray Data. Its videos get one more pass on what is left of
+        # the cluster, one video per batch and one batch per actor at a time, so a video that
+        # kills its worker takes no other with it. Those lost again are recorded as errors: no
+        # video is ever silently missing.
+        for attempt in range(2):
+            for summary in stream(pending, plan, cfg.ray, one_by_one=attempt > 0):
+                record(summary)
+            pending = [row for row in pending if row["video_id"] not in seen]
+            if pending:  # a lost summary may be of a batch the sink committed: write none twice
+                committed = committed_videos(output, cfg.output)
+                unreported = sum(row["video_id"] in committed for row in pending)
+                result.unreported += unreported
+                if unreported:
+                    bar.update(unreported)
+                pending = [row for row in pending if row["video_id"] not in committed]
+            if not pending:
+                break
+            log.warning(
+                "pass %d lost %d video(s) with their Ray workers", attempt + 1, len(pending)
+            )
+        if pending:
+            error = VideoError(
+                "worker_died",
+                f"the Ray worker running this video's batch died {cfg.ray.max_task_retries + 1} "
+                "times in each of two passes (a lost node, out of memory, or a crash in native "
+                "code): see the Ray logs",
+            )
+            sink = ParquetSink(output, cfg.output)
+            for summary in sink(
+                [failed(row, "ray", error, "WorkerDied") for row in pending]
+            ).to_pylist():
+                record(summary)
     result.seconds = time.time() - start
     return finish_build(output, cfg, result)
+
+
+def build_note(result: BuildResult) -> str:
+    """The build bar's status: downloads so far and where videos failed."""
+    parts = []
+    if result.fetched:
+        parts.append(f"fetched {result.fetched} ({result.fetched_bytes / 2**20:,.0f} MiB)")
+    stages = result.error_stages.copy()  # read while the driver's loop may add to it
+    if stages:
+        worst = sorted(stages.items(), key=lambda kv: (-kv[1], kv[0]))
+        parts.append("errors by stage: " + ", ".join(f"{s} {n}" for s, n in worst))
+    return "; ".join(parts)
 
 
 def stream(
@@ -276,11 +311,12 @@ def stream(
 
 def configure_data_context(cfg: RayConfig) -> None:
     """Ray Data's execution settings for this driver: the object store budget that bounds
-    batches in flight (backpressure), how many failed batches are tolerated, progress bars."""
+    batches in flight (backpressure), how many failed batches are tolerated; no progress bars."""
     import ray.data
 
     ctx = ray.data.DataContext.get_current()
-    ctx.enable_progress_bars = sys.stderr.isatty()
+    ctx.enable_progress_bars = False  # the build's own progress (vidray.progress) shows it
+    logs_above_bars("ray", "ray.data")
     ctx.max_errored_blocks = cfg.max_errored_blocks
     if cfg.object_store_memory:
         ctx.execution_options.resource_limits = ctx.execution_options.resource_limits.copy(
@@ -322,6 +358,9 @@ class RemoteGate:
 
     def release(self, host: str) -> None:
         self.actor.release.remote(host)
+
+    def finished(self, host: str, nbytes: int) -> None:
+        self.actor.finished.remote(host, nbytes)
 
 
 def ray_runner(

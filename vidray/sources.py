@@ -23,6 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from vidray.config import FetchConfig, SourcesConfig
+from vidray.progress import Progress
 from vidray.stages.base import Row, VideoError, failed
 
 VIDEO_EXTENSIONS = frozenset(
@@ -79,20 +80,35 @@ def expand_inputs(
     cfg: SourcesConfig | None = None,
     fetch: FetchConfig | None = None,
     runner: Runner | None = None,
+    progress: Progress | None = None,
 ) -> list[Row]:
     """Every input → rows to process, in order; duplicates collapse and bad entries inside
-    lists become error rows. `inputs` may be what `read_inputs` already returned."""
+    lists become error rows. `inputs` may be what `read_inputs` already returned. `progress`
+    counts the inputs resolved, the error rows among what they gave, and the videos found."""
     cfg = cfg or SourcesConfig()
     entries = [e for e in inputs if isinstance(e, dict)] or read_inputs([str(i) for i in inputs])
+    if progress is not None:
+        progress.total = len(entries)
     rows: dict[str, Row] = {}
     videos = 0
-    for row in _resolved(entries, cfg, fetch or FetchConfig(), runner or local_runner):
-        if row["video_id"] in rows:
-            continue
-        if not row.get("error") and cfg.max_videos is not None and videos >= cfg.max_videos:
+    capped = False
+    for found in _resolved(entries, cfg, fetch or FetchConfig(), runner or local_runner):
+        errors = 0
+        for row in found:
+            if row["video_id"] in rows:
+                continue
+            if not row.get("error") and cfg.max_videos is not None and videos >= cfg.max_videos:
+                capped = True
+                break
+            rows[row["video_id"]] = row
+            videos += not row.get("error")
+            errors += bool(row.get("error"))
+        if progress is not None:
+            note = f"{videos} video{'' if videos == 1 else 's'} found"
+            note += " (max_videos reached)" if capped else ""
+            progress.update(1, errors=errors, note=note)
+        if capped:
             break
-        rows[row["video_id"]] = row
-        videos += not row.get("error")
     return list(rows.values())
 
 
@@ -203,8 +219,8 @@ def list_s3(uri: str) -> list[Row]:
 
 def _resolved(
     entries: list[Row], cfg: SourcesConfig, fetch: FetchConfig, runner: Runner
-) -> Iterator[Row]:
-    """Entries in order, each web placeholder replaced by the videos yt-dlp finds behind it.
+) -> Iterator[list[Row]]:
+    """The rows of each entry in order: a web placeholder's are the videos yt-dlp finds behind it.
 
     The runner is consumed lazily, so a `max_videos` cap stops resolving early.
     """
@@ -213,11 +229,10 @@ def _resolved(
     per_url = (found for chunk in runner(chunks, fetch) for found in chunk)
     for entry in entries:
         if "web" not in entry:
-            yield entry
+            yield [entry]
             continue
         extra = {"extra": entry["extra"]} if entry.get("extra") else {}
-        for row in next(per_url):
-            yield row | extra
+        yield [row | extra for row in next(per_url)]
 
 
 def local_runner(chunks: list[list[str]], fetch: FetchConfig) -> Iterator[list[list[Row]]]:

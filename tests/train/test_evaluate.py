@@ -107,8 +107,11 @@ def test_refuses_what_it_cannot_evaluate(model_dir: Path, tmp_path: Path) -> Non
 
 def test_cli_eval(model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", "--model-dir", str(model_dir), "--out", str(tmp_path / "ev")]) == 0
-    out = capsys.readouterr().out
-    assert "mAP" in out and "R@5" in out and "next:" in out and str(tmp_path / "ev") in out
+    out, err = capsys.readouterr()  # stdout is no terminal: a JSON line, the summary on stderr
+    assert "mAP" in err and "R@5" in err and "next:" in err and str(tmp_path / "ev") in err
+    summary = json.loads(out)
+    assert summary["metrics_file"] == str(tmp_path / "ev" / "metrics.json")
+    assert "labels" not in summary and summary["image_to_word"]["map"] is not None
     assert (tmp_path / "ev" / "metrics.json").is_file()
     assert main(["eval", "--model-dir", str(tmp_path)]) == 2
 

@@ -93,19 +93,22 @@ def expected_size(info: dict[str, Any]) -> int:
 class Gate(Protocol):
     def try_acquire(self, host: str) -> float: ...
     def release(self, host: str) -> None: ...
+    def finished(self, host: str, nbytes: int) -> None: ...
 
 
 class HostGate:
     """Per-host download slots and spacing between starts; one shared by all fetch actors.
 
     A slot is a lease: one not released within `lease_s` (its actor died mid-download) expires,
-    so a lost actor cannot block a host for good.
+    so a lost actor cannot block a host for good. Finished downloads are counted here too, so
+    the driver's progress can show them (`stats`).
     """
 
     def __init__(self, per_host: int, min_interval_s: float = 0.0, lease_s: float = 3600.0) -> None:
         self.per_host, self.min_interval_s, self.lease_s = per_host, min_interval_s, lease_s
         self.active: dict[str, list[float]] = {}  # host -> start times of the held slots
         self.last_start: dict[str, float] = {}
+        self.downloads = self.bytes = 0
         self.lock = threading.Lock()
 
     def try_acquire(self, host: str) -> float:
@@ -129,6 +132,16 @@ class HostGate:
             if held:
                 held.pop(0)
 
+    def finished(self, host: str, nbytes: int) -> None:
+        """A video's media is in scratch (downloaded, or copied from S3)."""
+        with self.lock:
+            self.downloads += 1
+            self.bytes += nbytes
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return {"downloads": self.downloads, "bytes": self.bytes}
+
 
 @contextmanager
 def host_slot(gate: Gate, host: str) -> Iterator[None]:
@@ -138,6 +151,13 @@ def host_slot(gate: Gate, host: str) -> Iterator[None]:
         yield
     finally:
         gate.release(host)
+
+
+def file_size(path: str) -> int:
+    try:
+        return Path(path).stat().st_size
+    except OSError:
+        return 0
 
 
 def scratch_usage(folder: Path) -> int:
@@ -185,8 +205,10 @@ class FetchStage(Stage):
         else:
             return row  # a local file: decode reads it where it is
         stem = safe_name(row["video_id"])
+        source = row.get("url") or row["source"]
         try:
-            out = {**row, **fetch(row.get("url") or row["source"], stem)}
+            out = {**row, **fetch(source, stem)}
+            self.gate.finished(urlparse(source).hostname or "?", file_size(out["media_path"]))
             if self.cfg.keep_media and self.media_root:
                 out["media"] = keep_media(out["media_path"], self.media_root)
         except BaseException:

@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from vidray.config import ConfigError, TrainConfig
+from vidray.progress import Progress, current_mode, polling
 from vidray.semdedup import unique_filter
 from vidray.sink import read_table
 from vidray.storage import open_root
@@ -66,10 +67,41 @@ def weights_digest(model: Any) -> str:
     return h.hexdigest()
 
 
+class ProgressBoard:
+    """Where rank 0 posts its training progress and the driver reads it: a tiny Ray actor, so
+    the driver, blocked in `trainer.fit()`, can show it from another thread on any cluster."""
+
+    def __init__(self) -> None:
+        self.state: dict[str, Any] = {}
+
+    def post(self, state: dict[str, Any]) -> None:
+        self.state = state
+
+    def read(self) -> dict[str, Any]:
+        return self.state
+
+
+def show_training(bar: Progress, state: dict[str, Any], per_epoch: int) -> None:
+    """Rank 0's last post → the driver's bar: images done (rank 0's count × the world size),
+    epoch, step and losses. Epochs restored from a checkpoint count as done, not in the rate."""
+    if not state:
+        return
+    if bar.done == 0 and state["start_epoch"]:
+        bar.skip(state["start_epoch"] * per_epoch)
+    done = state["epoch"] * per_epoch + min(state["rows"], per_epoch)
+    losses = "".join(
+        f", {key} {state[key]:.3f}" for key in ("loss", "val_loss") if state.get(key) is not None
+    )
+    bar.note(f"epoch {state['epoch'] + 1}/{state['epochs']}, step {state['step']}{losses}")
+    if done > bar.done:  # a worker group restarted from a checkpoint goes back: wait for it
+        bar.update(done - bar.done)
+
+
 def train_loop(config: dict[str, Any]) -> None:
     """Runs on every Ray Train worker: build the model, stream this worker's shard, fit from
     the last checkpoint if the run is being resumed, then check the replicas agree."""
     import lightning.pytorch as pl
+    import ray
     import ray.train
     import torch
     import torch.distributed as dist
@@ -111,6 +143,54 @@ def train_loop(config: dict[str, Any]) -> None:
         def on_save_checkpoint(self, trainer: Any, module: Any, checkpoint: dict) -> None:
             checkpoint["model_args"] = module.export_args()
 
+    class PostProgress(pl.Callback):
+        """On rank 0: epoch, step, images seen this epoch and the last losses, posted to the
+        driver's `ProgressBoard` at most once a second (reading the loss syncs the device)."""
+
+        def __init__(self, board: Any, world: int) -> None:
+            self.board, self.world = board, world
+            self.rows, self.epoch, self.start_epoch, self.last = 0, 0, 0, -1e9
+
+        def post(self, trainer: Any) -> Any:
+            self.last = time.monotonic()
+            metrics = trainer.callback_metrics
+            return self.board.post.remote(
+                {
+                    "start_epoch": self.start_epoch,
+                    "epoch": self.epoch,  # Lightning's counts one more once fit ends
+                    "epochs": trainer.max_epochs,
+                    "rows": self.rows * self.world,
+                    "step": trainer.global_step,
+                    **{
+                        key: float(metrics[name])
+                        for key, name in (("loss", "train_loss"), ("val_loss", "val_loss"))
+                        if name in metrics
+                    },
+                }
+            )
+
+        def on_train_start(self, trainer: Any, module: Any) -> None:
+            self.start_epoch = self.epoch = (
+                trainer.current_epoch
+            )  # after a resume, the restored one
+            self.post(trainer)
+
+        def on_train_epoch_start(self, trainer: Any, module: Any) -> None:
+            self.rows, self.epoch = 0, trainer.current_epoch
+
+        def on_train_batch_end(
+            self, trainer: Any, module: Any, outputs: Any, batch: Any, idx: int
+        ) -> None:
+            self.rows += len(batch["image"])
+            if time.monotonic() - self.last >= 1.0:
+                self.post(trainer)
+
+        def on_train_epoch_end(self, trainer: Any, module: Any) -> None:
+            self.post(trainer)  # with this epoch's validation loss
+
+        def on_train_end(self, trainer: Any, module: Any) -> None:
+            ray.get(self.post(trainer))  # delivered before fit() returns on the driver
+
     torch.manual_seed(config["seed"])
     model = ImageWordModel(**config["model"])
     bs, rank = config["batch_size"], ray.train.get_context().get_world_rank()
@@ -138,16 +218,19 @@ def train_loop(config: dict[str, Any]) -> None:
     if "wandb" in config["loggers"]:
         loggers.append(WandbLogger(project=config["wandb_project"], save_dir=log_dir))
     books = Bookkeeping()
+    board = config.get("progress_board")
+    world = ray.train.get_context().get_world_size()
+    posting = [PostProgress(board, world)] if board is not None and rank == 0 else []
     trainer = pl.Trainer(
         max_epochs=config["epochs"],
         devices="auto",
         accelerator="auto",
         strategy=RayDDPStrategy(),
         plugins=[RayLightningEnvironment()],
-        callbacks=[books, RayTrainReportCallback()],
+        callbacks=[books, *posting, RayTrainReportCallback()],
         logger=loggers or False,
         enable_checkpointing=False,
-        enable_progress_bar=False,
+        enable_progress_bar=False,  # the driver shows progress (PostProgress → ProgressBoard)
         enable_model_summary=False,
         log_every_n_steps=1,
         precision=precision(config["precision"], cuda),  # type: ignore[arg-type]
@@ -299,6 +382,8 @@ def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> 
         datasets["val"] = prepared(heldout_ids)
     steps_per_epoch = math.ceil(labelled / (cfg.batch_size * cfg.num_workers))
     total_steps = max(1, math.ceil(steps_per_epoch / cfg.accumulate_grad_batches) * cfg.epochs)
+    shown = current_mode() != "none"
+    board: Any = ray.remote(ProgressBoard).options(num_cpus=0).remote() if shown else None
     trainer = TorchTrainer(
         train_loop,
         train_loop_config={
@@ -312,6 +397,7 @@ def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> 
             "loggers": cfg.loggers,
             "wandb_project": cfg.wandb_project,
             "log_dir": str(out / "logs"),
+            "progress_board": board,
         },
         scaling_config=ScalingConfig(
             num_workers=cfg.num_workers,
@@ -328,8 +414,15 @@ def train(root: str, model_dir: str, cfg: TrainConfig, resume: bool = False) -> 
         datasets=datasets,
         dataset_config=DataConfig(execution_options=ExecutionOptions(preserve_order=True)),
     )
+    bar = Progress("train", total=labelled * cfg.epochs, unit="images")
+
+    def poll() -> None:
+        if board is not None:
+            show_training(bar, ray.get(board.read.remote(), timeout=10), labelled)
+
     start = time.time()
-    result = trainer.fit()
+    with bar, polling(poll, every_s=1.0):
+        result = trainer.fit()
     seconds = time.time() - start
     if result.checkpoint is None:
         raise RuntimeError(f"training produced no checkpoint: {result.error}")
