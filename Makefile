@@ -56,11 +56,12 @@ install-dev: system-deps browser-deps $(VENV)/.installed-dev $(VENV)/.installed-
 install-whisperx: $(VENV)/.installed-whisperx
 
 demo: install
-	rm -rf $(DEMO)/dataset $(DEMO)/model  # the demo's own outputs, remade each run
+	rm -rf $(DEMO)/dataset $(DEMO)/model $(DEMO)/report  # the demo's own outputs, remade each run
 	$(BIN)/vidray sample $(DEMO)/videos --videos $(VIDEOS) --minutes $(MINUTES) --seed 0
 	$(BIN)/vidray build $(DEMO)/videos --output $(DEMO)/dataset asr.pocketsphinx.vocabulary=$(DEMO)/videos/vocabulary.txt
 	$(BIN)/vidray train $(DEMO)/dataset --model-dir $(DEMO)/model
 	$(BIN)/vidray eval --model-dir $(DEMO)/model
+	$(BIN)/vidray report $(DEMO)/dataset --model-dir $(DEMO)/model --out $(DEMO)/report
 	$(BIN)/vidray score $(DEMO)/dataset --truth $(DEMO)/videos --model-dir $(DEMO)/model --examples 6 --out $(DEMO)/score.json --brief
 
 lint: install-dev

@@ -14,6 +14,7 @@ from vidray.evaluate import score_dataset, score_model
 from vidray.pipeline import run_build
 from vidray.query import load_model
 from vidray.sink import read_table
+from vidray.testing.browser import artifact_dir, open_page
 from vidray.testing.media import corrupt_copy, strip_audio
 from vidray.testing.sample import make_samples
 
@@ -84,9 +85,16 @@ def test_frames_carry_their_scene_subject(built: Path, corpus: Path) -> None:
     assert all(f["words"] for f in labelled)
 
 
-def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    model_dir = corpus / "model"
-    assert main(["train", str(built), "--model-dir", str(model_dir), "epochs=30"]) == 0
+@pytest.fixture(scope="module")
+def model_dir(built: Path, corpus: Path) -> Path:
+    out = corpus / "model"
+    assert main(["train", str(built), "--model-dir", str(out), "epochs=30"]) == 0
+    return out
+
+
+def test_train_then_predict(
+    built: Path, corpus: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for name in ("model.pt", "vocab.json", "split.json", "config.yaml", "metrics.csv"):
         assert (model_dir / name).is_file()
     report = score_model(str(model_dir), str(built), corpus / "videos")
@@ -102,7 +110,7 @@ def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFix
     # `vidray eval` judges the model by the dataset's own labels, against the baseline.
     capsys.readouterr()
     assert main(["eval", "--model-dir", str(model_dir)]) == 0
-    assert "image -> words: mAP" in capsys.readouterr().out
+    assert "image -> words: mAP" in capsys.readouterr().err  # stdout holds the JSON summary
     metrics = json.loads((model_dir / "eval" / "metrics.json").read_text())
     i2w, w2i = metrics["image_to_word"], metrics["word_to_image"]
     assert i2w["map"] > i2w["baseline"]["map"] and i2w["top5"] > i2w["baseline"]["top5"]
@@ -120,3 +128,31 @@ def test_train_then_predict(built: Path, corpus: Path, capsys: pytest.CaptureFix
     assert len(words) == 5 and all(w in model.vocab for w in words)
     hits = model.search([model.vocab[0]], k=3, with_images=True)
     assert len(hits) == 3 and hits[0]["score"] >= hits[-1]["score"] and hits[0]["image"]
+
+
+def test_the_report_as_a_person_sees_it(
+    built: Path, corpus: Path, model_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    site = corpus / "report"
+    capsys.readouterr()
+    assert main(["report", str(built), "--model-dir", str(model_dir), "--out", str(site)]) == 0
+    summary = json.loads(capsys.readouterr().out)  # not a terminal: one JSON line
+    assert summary["dataset"]["videos"] == 13 and summary["dataset"]["errors"] == 1
+    assert summary["model"]["evaluated"] and summary["model"]["examples"] > 0
+    html = (site / "index.html").read_text()
+    assert "corrupt" in html or "decode" in html  # the broken file, by stage and reason
+    with open_page(site, height=1000) as checked:
+        page = checked.page
+        page.wait_for_selector("#grid figure")
+        page.wait_for_selector("svg.timeline line.keyword", state="attached")  # keywords marked
+        report = checked.report(screenshot=artifact_dir() / "report-end-to-end.png")
+        assert report.ok, report.problems
+        assert report.images > 60 and report.svgs >= 1
+        label = page.locator("#grid .chip").first.inner_text()
+        page.locator("#grid .chip").first.click()
+        page.wait_for_function(
+            f"document.querySelector('#page-info').textContent.includes({json.dumps(label)})"
+        )
+        cards = page.locator("#grid figure")
+        assert all(label in cards.nth(i).inner_text() for i in range(cards.count()))
+        assert checked.report().ok
