@@ -42,7 +42,11 @@ def thumb_path(g: int) -> str:
 def thumbnail(jpeg: bytes, size: int = THUMB_PX) -> bytes:
     """A frame's JPEG scaled down to `size` on its longest side (decoded at reduced size)."""
     with Image.open(io.BytesIO(jpeg)) as im:
-        im.draft("RGB", (size, size))
+        # JPEG decodes at 1/2, 1/4 or 1/8 scale only while the result still covers the box it
+        # is given: the thumbnail's own box, not a square, lets a 456×256 frame decode at half.
+        w, h = im.size
+        scale = size / max(w, h, 1)
+        im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))
         small = im.convert("RGB")
     small.thumbnail((size, size))
     out = io.BytesIO()

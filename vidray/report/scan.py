@@ -162,5 +162,12 @@ def _floats(column: pa.ChunkedArray | pa.Array, fill: np.ndarray | None = None) 
 def _frame_counts(flat: np.ndarray, offsets: np.ndarray, n: int) -> np.ndarray:
     """Frames per label, counting a label listed twice on one frame once."""
     frame = np.repeat(np.arange(len(offsets) - 1), np.diff(offsets))
-    pairs = np.unique(frame.astype(np.int64) * max(n, 1) + flat)
+    pairs = sorted_unique(frame.astype(np.int64) * max(n, 1) + flat)
     return np.bincount(pairs % max(n, 1), minlength=n)
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` of integers by a sort and a neighbour mask: the same result, many times
+    faster than `np.unique` on millions of values with numpy 2.4."""
+    s = np.sort(values)
+    return s[np.concatenate([[True], s[1:] != s[:-1]])] if len(s) else s

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from vidray.report.scan import FrameScan
+from vidray.report.scan import FrameScan, sorted_unique
 
 AUDIO_STATS = [
     ("speech_ratio", "speech ratio"),
@@ -103,7 +103,7 @@ def cooccurrence(scan: FrameScan, labels: np.ndarray) -> np.ndarray:
     n = len(labels)
     # Indicator matrix (frames × labels), deduplicated, then its Gram matrix in blocks of
     # frames so memory stays bounded by the block.
-    pairs = np.unique(frame * n + slot)
+    pairs = sorted_unique(frame * n + slot)
     frame, slot = pairs // n, pairs % n
     counts = np.zeros((n, n), np.int64)
     bounds = np.searchsorted(frame, np.arange(0, scan.frames + 65536, 65536))

@@ -152,7 +152,7 @@ async function showVideos() {
   document.getElementById("video-table").replaceChildren(el("table", {}, el("thead", {}, head), el("tbody", {}, ...rows)), pager);
 }
 
-async function openTimeline(v) {
+async function openTimeline(v, scroll = true) {
   const [videos, data] = await Promise.all([vidray.need("videos"), vidray.need(timelineKey(v))]);
   const box = document.getElementById("timeline");
   const row = videos[v];
@@ -164,7 +164,7 @@ async function openTimeline(v) {
     el("figure", { class: "mini" }, el("img", { src: thumbSrc(f[4]), loading: "lazy", alt: f[6].join(", ") || "frame" }),
       el("figcaption", {}, `${clock(f[0])} ${f[6].slice(0, 3).join(", ")}`)));
   box.replaceChildren(title, legend, drawTimeline(data), el("div", { class: "minis" }, ...thumbs));
-  box.scrollIntoView();
+  if (scroll) box.scrollIntoView();
 }
 
 function drawTimeline(data) {
@@ -236,6 +236,6 @@ document.addEventListener("DOMContentLoaded", () => {
   setupAssociations();
   setupGallery().catch((err) => console.error(err));
   showVideos()
-    .then(() => (vidray.get("videos").length ? openTimeline(0) : null))
+    .then(() => (vidray.get("videos").length ? openTimeline(0, false) : null)) // shown, not scrolled to
     .catch((err) => console.error(err));
 });
