@@ -82,3 +82,14 @@ def test_the_model_section_holds_its_figures(site: Path) -> None:
     analysis = json.loads((site / "model" / "weights.json").read_text())
     assert analysis["matrices"] and analysis["layers"]
     assert len(list((site / "model").glob("example_*.jpg"))) >= 1
+
+
+def test_a_model_only_report_opens_cleanly(tiny_model_dir: Path, tmp_path: Path) -> None:
+    from vidray.report import write_report
+
+    summary = write_report(tmp_path / "site", model_dir=tiny_model_dir)
+    assert "dataset" not in summary and summary["model"]["evaluated"]
+    with open_page(summary["index"]) as checked:
+        report = checked.report()
+        assert report.ok, report.problems
+        assert report.images >= 6 and not checked.page.locator("#gallery").count()
