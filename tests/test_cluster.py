@@ -66,6 +66,14 @@ def submit(
     return logs
 
 
+def job_file(tmp_path: Path, name: str, text: str) -> Path:
+    """A job script in its own folder, sent as the job's working directory."""
+    folder = tmp_path / "job"
+    folder.mkdir()
+    (folder / name).write_text(text)
+    return folder
+
+
 def committed(out: Path) -> int:
     """Videos in the batches committed so far (each manifest lists its videos)."""
     manifests = (out / "_parts").glob("part-*.json")
@@ -158,9 +166,7 @@ sys.exit(main(["build", *sys.argv[1:]]))
 def test_a_stopped_job_resumes_to_the_same_dataset(
     cluster: LocalCluster, videos: Path, reference: dict[str, list[Any]], tmp_path: Path
 ) -> None:
-    job_dir = tmp_path / "job"
-    job_dir.mkdir()
-    (job_dir / "held_build.py").write_text(HELD_JOB)
+    job_dir = job_file(tmp_path, "held_build.py", HELD_JOB)
     out = tmp_path / "dataset"
     # One sink actor, one video per batch: the held sink commits one video, then waits.
     held = ["build.ray.sink.max_actors=1", "build.ray.sink.batch_size=1"]
@@ -215,9 +221,7 @@ sys.exit(main(["build", *sys.argv[3:]]))
 def test_a_raising_stage_and_a_dying_worker_fail_only_their_videos(
     cluster: LocalCluster, videos: Path, reference: dict[str, list[Any]], tmp_path: Path
 ) -> None:
-    job_dir = tmp_path / "job"
-    job_dir.mkdir()
-    (job_dir / "faulty_build.py").write_text(FAULTY_JOB)
+    job_dir = job_file(tmp_path, "faulty_build.py", FAULTY_JOB)
     out = tmp_path / "dataset"
     # The dying video shares its shots batch with others: they must survive it.
     args = build_args(videos, out, "build.ray.max_task_retries=1", "build.ray.shots.batch_size=3")

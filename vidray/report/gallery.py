@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from vidray.report.scan import FrameScan
+from vidray.report.scan import FrameScan, ragged_take
 from vidray.schema import frame_id
 from vidray.sink import iter_batches
 
@@ -142,22 +142,18 @@ def write_label_index(
 ) -> list[list[Any]]:
     """For each label (ids in `order`, most frequent first): its gallery frames in a script
     file. Returns the label list [[name, frames in the dataset, frames in the gallery], ...]."""
-    slot = np.full(len(order), 0, np.int64)
+    in_gallery = np.zeros(len(order), np.int64)
     rank = np.empty(len(scan.labels), np.int64)
     rank[order] = np.arange(len(order))
-    sizes = np.diff(scan.offsets)[chosen]
-    starts = scan.offsets[:-1][chosen]
-    gather = np.repeat(starts - np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes) + np.arange(
-        sizes.sum()
-    )
-    label_rank = rank[scan.flat[gather]] if len(gather) else np.zeros(0, np.int64)
-    gallery_pos = np.repeat(np.arange(len(chosen)), sizes)
+    labels, offsets = ragged_take(scan.flat, scan.offsets, chosen)
+    label_rank = rank[labels]
+    gallery_pos = np.repeat(np.arange(len(chosen)), np.diff(offsets))
     by_label = np.lexsort((gallery_pos, label_rank))
     label_rank, gallery_pos = label_rank[by_label], gallery_pos[by_label]
     bounds = np.searchsorted(label_rank, np.arange(len(order) + 1))
     for r in range(len(order)):
         frames = np.unique(gallery_pos[bounds[r] : bounds[r + 1]])
-        slot[r] = len(frames)
+        in_gallery[r] = len(frames)
         if len(frames):
             write_script(site / "data" / "labels" / f"{r}.js", f"labels/{r}", frames.tolist())
-    return [[scan.labels[i], int(scan.counts[i]), int(slot[r])] for r, i in enumerate(order)]
+    return [[scan.labels[i], int(scan.counts[i]), int(in_gallery[r])] for r, i in enumerate(order)]

@@ -105,13 +105,12 @@ def scan_frames(
             names[name] = len(names)
         flat.append(np.fromiter((names[v] for v in values), np.int32, len(values)))
         lengths.append(pc.fill_null(pc.list_value_length(labels), 0).to_numpy())
-        for v in batch.column("video_id").to_pylist():
+        batch_ids = batch.column("video_id").to_pylist()
+        for v in batch_ids:
             if v not in index:
                 index[v] = len(ids)
                 ids.append(v)
-        cols["video"].append(
-            np.fromiter((index[v] for v in batch.column("video_id").to_pylist()), np.int32)
-        )
+        cols["video"].append(np.fromiter((index[v] for v in batch_ids), np.int32, len(batch_ids)))
         ts = _floats(batch.column("frame_ts"))
         cols["ts"].append(ts)
         cols["start"].append(_floats(batch.column("span_start"), ts))
@@ -131,12 +130,7 @@ def scan_frames(
     size = np.concatenate(lengths).astype(np.int64)
     offsets = np.concatenate([[0], np.cumsum(size)])
     order = np.lexsort((ts, video))
-    label_ids = np.concatenate(flat)
-    # Reorder the ragged label lists with the frames.
-    starts, size = offsets[:-1][order], size[order]
-    new_offsets = np.concatenate([[0], np.cumsum(size)])
-    gather = np.repeat(starts - new_offsets[:-1], size) + np.arange(new_offsets[-1])
-    flat_sorted = label_ids[gather]
+    flat_sorted, new_offsets = ragged_take(np.concatenate(flat), offsets, order)
     return FrameScan(
         labels=sorted(names, key=names.__getitem__),
         counts=_frame_counts(flat_sorted, new_offsets, len(names)),
@@ -150,6 +144,17 @@ def scan_frames(
         merged=np.concatenate(cols["merged"])[order],
         has_image=np.concatenate(images)[order],
     )
+
+
+def ragged_take(
+    flat: np.ndarray, offsets: np.ndarray, rows: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ragged lists `rows` (list i is flat[offsets[i]:offsets[i + 1]]), in that order, as a
+    new (flat, offsets) pair."""
+    starts, size = offsets[:-1][rows], np.diff(offsets)[rows]
+    new_offsets = np.concatenate([[0], np.cumsum(size)])
+    gather = np.repeat(starts - new_offsets[:-1], size) + np.arange(new_offsets[-1])
+    return flat[gather], new_offsets
 
 
 def _floats(column: pa.ChunkedArray | pa.Array, fill: np.ndarray | None = None) -> np.ndarray:
